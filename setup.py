@@ -10,6 +10,8 @@ README = Path(__file__).with_name("README.md")
 CORE = [
     "tensorflow>=2.21,<2.22",
     "keras>=3.10,<4",
+    # tf.summary needs it to write event files; tensorflow 2.21 no longer depends on it.
+    "tensorboard>=2.21,<2.22",
     "numpy>=2.0,<2.5",
     "scipy>=1.13,<2",
     "opencv-python-headless>=4.10,<6",

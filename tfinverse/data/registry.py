@@ -13,7 +13,18 @@ Sources return one of:
   in memory, resized once with cv2;
 * a ``tf.data.Dataset`` of single images ``[H, W, C]`` (uint8 or float in [0, 1]): large or
   streaming sources (tfds, folders), resized per element with cv2 via ``tf.numpy_function``;
-* a tuple of either, for paired sources (observation, clean), resized alike.
+* a tuple of either, for paired sources (observation, clean), resized alike; a paired
+  streaming source may instead return one ``tf.data.Dataset`` of ``(observation, clean)``
+  tuples (one decode serves both images).
+
+A loader may declare any of these keyword parameters, which :func:`load` then fills in
+from its own arguments (they are never reported as unknown options):
+
+* ``image_size`` / ``channels``: the requested output size and channel count, for sources
+  that can produce them directly (a phantom rendered at any size, grey or colour patches);
+* ``shuffle_seed``: the shuffle seed (None when not shuffling), for streaming sources that
+  shuffle their own file list each epoch -- cheap and complete, unlike a buffer of decoded
+  images; :func:`load` then adds no shuffle buffer of its own.
 
 Resizing uses cv2 as the original codebases did: ``interpolation="area"`` by default when
 shrinking (no aliasing), ``"bilinear"`` or ``"bicubic"`` on request (igan resized MNIST
@@ -24,6 +35,7 @@ by the ITU-R 601 luma of RGB.
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Tuple
 
@@ -33,6 +45,8 @@ import tensorflow as tf
 __all__ = [
     "DatasetUnavailableError",
     "SourceInfo",
+    "DATA_DIR_ENV",
+    "default_data_dir",
     "register_source",
     "available",
     "info",
@@ -72,6 +86,29 @@ class SourceInfo:
 
 
 _SOURCES: Dict[str, SourceInfo] = {}
+
+DATA_DIR_ENV = "TFINVERSE_DATA_DIR"
+"""Environment variable naming the root folder of local dataset copies."""
+
+# Arguments of load() that a loader receives when its signature declares them.
+_PIPELINE_ARGS = ("image_size", "channels", "shuffle_seed")
+
+# Element-level shuffle buffer for streaming sources that do not shuffle themselves.
+_STREAM_SHUFFLE_BUFFER = 10_000
+
+
+def default_data_dir(*parts: str) -> str:
+    """Where local dataset copies live: ``$TFINVERSE_DATA_DIR`` or ``./data``, plus ``parts``.
+
+    Args:
+      *parts: sub-folders, e.g. ``default_data_dir("tfds")``.
+
+    Returns:
+      The path (not checked for existence).
+    """
+    root = os.environ.get(DATA_DIR_ENV) or os.path.join(os.getcwd(), "data")
+    return os.path.join(root, *parts)
+
 
 _CV2_INTERPOLATION = {"nearest": 0, "bilinear": 1, "bicubic": 2, "area": 3, "lanczos": 4}
 
@@ -198,7 +235,7 @@ def _resize_stream(ds: tf.data.Dataset, image_size, channels, interpolation) -> 
     if image_size is not None:
         h, w = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
 
-    def fn(image):
+    def resize_one(image):
         out = tf.numpy_function(
             lambda im: resize_images(im[None], image_size, channels, interpolation)[0],
             [image],
@@ -207,6 +244,10 @@ def _resize_stream(ds: tf.data.Dataset, image_size, channels, interpolation) -> 
         c = channels if channels is not None else image.shape[-1]
         out.set_shape((h, w, c))
         return out
+
+    def fn(*images):
+        resized = tuple(resize_one(image) for image in images)
+        return resized[0] if len(resized) == 1 else resized
 
     return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -226,7 +267,7 @@ def load_arrays(name: str, split: str = "train", image_size=None, channels=None,
       ``[N, h, w, c]`` float32 in [0, 1], or a tuple of two such arrays for paired sources.
     """
     src = info(name)
-    raw = _call_source(src, split, options)
+    raw = _call_source(src, split, options, image_size=image_size, channels=channels)
     interp = interpolation or src.interpolation
     if isinstance(raw, tuple):
         return tuple(resize_images(r, image_size, channels, interp) for r in raw)
@@ -235,14 +276,22 @@ def load_arrays(name: str, split: str = "train", image_size=None, channels=None,
     return resize_images(raw, image_size, channels, interp)
 
 
-def _call_source(src: SourceInfo, split: str, options: dict):
+def _accepts(src: SourceInfo, parameter: str) -> bool:
+    return parameter in inspect.signature(src.fn).parameters
+
+
+def _call_source(src: SourceInfo, split: str, options: dict, **pipeline):
     if split not in src.splits:
         raise ValueError(f"dataset {src.name!r} has splits {src.splits}, not {split!r}")
     accepted = inspect.signature(src.fn).parameters
     unknown = [k for k in options if k not in accepted and options[k] is not None]
     if unknown and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
-        raise TypeError(f"dataset {src.name!r} takes no option(s) {unknown}; it takes {list(accepted)[1:]}")
+        takes = [k for k in list(accepted)[1:] if k not in _PIPELINE_ARGS]
+        raise TypeError(f"dataset {src.name!r} takes no option(s) {unknown}; it takes {takes}")
     kwargs = {k: v for k, v in options.items() if k in accepted}
+    for key, value in pipeline.items():
+        if key in accepted and value is not None and key not in kwargs:
+            kwargs[key] = value
     return src.fn(split, **kwargs)
 
 
@@ -269,8 +318,11 @@ def load(
       image_size: int or (height, width); None keeps the source's size.
       channels: 1 or 3; None keeps the source's channels.
       batch_size: batch size; None yields single images.
-      shuffle: shuffle with a buffer of the whole split (in-memory sources) or 10 000
-        elements (streaming sources), seeded by ``seed`` and reshuffled every epoch.
+      shuffle: shuffle, seeded by ``seed`` and reshuffled every epoch: in-memory sources
+        with a buffer of the whole split; streaming sources that declare ``shuffle_seed``
+        shuffle their whole file list themselves; other streaming sources use a buffer
+        of 10 000 decoded images. With ``cache`` the shuffle follows the cache, over the
+        whole cached split.
       seed: shuffle seed.
       cache: cache decoded, resized images in memory after the first pass.
       repeat: repeat forever.
@@ -286,20 +338,29 @@ def load(
       DatasetUnavailableError: no local copy of a dataset that needs files.
     """
     src = info(name)
-    raw = _call_source(src, split, options)
+    self_shuffling = _accepts(src, "shuffle_seed")
+    # A cached pipeline replays its first pass, so a source must not shuffle before the
+    # cache: the shuffle then comes after it, over the whole cached split.
+    source_seed = seed if shuffle and not cache else None
+    raw = _call_source(
+        src, split, options, image_size=image_size, channels=channels, shuffle_seed=source_seed
+    )
     interp = interpolation or src.interpolation
     parts = raw if isinstance(raw, tuple) else (raw,)
     if all(isinstance(p, tf.data.Dataset) for p in parts):
         streams = [_resize_stream(p, image_size, channels, interp) for p in parts]
         ds = streams[0] if len(streams) == 1 else tf.data.Dataset.zip(tuple(streams))
-        buffer = 10_000
+        buffer = 0 if self_shuffling and source_seed is not None else _STREAM_SHUFFLE_BUFFER
     else:
         arrays = [resize_images(p, image_size, channels, interp) for p in parts]
         ds = tf.data.Dataset.from_tensor_slices(arrays[0] if len(arrays) == 1 else tuple(arrays))
         buffer = len(arrays[0])
     if cache:
         ds = ds.cache()
-    if shuffle:
+        size = int(ds.cardinality())
+        if size > 0:
+            buffer = max(buffer, size)
+    if shuffle and buffer > 0:
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()

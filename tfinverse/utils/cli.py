@@ -1,0 +1,353 @@
+"""The command-line flags every script shares, and the output-folder policy.
+
+A script builds its parser, adds its own flags, then::
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_common_flags(parser, out_default="results/csgm")
+    args = parse_common_args(parser)          # fills args.log_dir and args.data_dir
+    out_dir = prepare_output_dir(args.out, args.overwrite)
+    set_global_seed(args.seed)
+    writer = summary_writer(args.log_dir)
+    with writer.as_default():
+        for step in progress(range(args.steps), desc="CSGM"):
+            ...
+            summary_scalar("loss", loss, step=step)
+
+Output folders are never silently reused: a folder that holds files is refused unless
+``--overwrite`` is given, and the result writers refuse to replace single files the same
+way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from tfinverse.utils.results import markdown_table
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "add_common_flags",
+    "parse_common_args",
+    "resolve_log_dir",
+    "prepare_output_dir",
+    "summary_writer",
+    "summary_scalar",
+    "summary_images",
+    "flag_table",
+    "set_global_seed",
+    "progress",
+]
+
+# Fallback of --data-dir (read by parse_common_args), so a machine's dataset folder is given once.
+DATA_DIR_ENV = "TFINVERSE_DATA_DIR"
+
+_MAX_SEED = 2**32 - 1  # numpy's legacy global seed is 32 bits
+
+
+def _seed_type(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
+    if not 0 <= seed <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32 - 1], got {seed}")
+    return seed
+
+
+def add_common_flags(
+    parser: argparse.ArgumentParser, out_default: str = "results"
+) -> argparse.ArgumentParser:
+    """Adds ``--out``, ``--seed``, ``--data-dir``, ``--log-dir`` and ``--overwrite``.
+
+    Args:
+      parser: the script's parser.
+      out_default: default output folder of this script.
+
+    Returns:
+      ``parser``, with the flags in an argument group "common options".
+    """
+    group = parser.add_argument_group("common options")
+    group.add_argument("--out", default=out_default, help="output folder for images, tables and checkpoints")
+    group.add_argument("--seed", type=_seed_type, default=0, help="random seed of every draw in the run")
+    group.add_argument(
+        "--data-dir",
+        default=None,
+        help=f"folder of local dataset copies (default: ${DATA_DIR_ENV}, else each loader's own default)",
+    )
+    group.add_argument(
+        "--log-dir",
+        default=None,
+        help="TensorBoard log folder (default: <out>/logs)",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty output folder and replace existing files",
+    )
+    return parser
+
+
+def resolve_log_dir(args: argparse.Namespace) -> str:
+    """The TensorBoard folder of parsed arguments: ``--log-dir``, else ``<out>/logs``.
+
+    Args:
+      args: arguments parsed from a parser with :func:`add_common_flags`.
+
+    Returns:
+      The folder path as a string.
+    """
+    if getattr(args, "log_dir", None):
+        return str(args.log_dir)
+    return os.path.join(str(args.out), "logs")
+
+
+def parse_common_args(
+    parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None
+) -> argparse.Namespace:
+    """Parses ``argv`` and fills in the defaults that depend on other values.
+
+    ``args.log_dir`` becomes ``<out>/logs`` when not given (see :func:`resolve_log_dir`),
+    and ``args.data_dir`` falls back to the environment variable ``TFINVERSE_DATA_DIR``
+    (read here, not when the parser is built, so that generated flag tables show no
+    machine-specific path).
+
+    Args:
+      parser: a parser with :func:`add_common_flags`.
+      argv: the arguments; default ``sys.argv[1:]``.
+
+    Returns:
+      The parsed namespace.
+    """
+    args = parser.parse_args(argv)
+    args.log_dir = resolve_log_dir(args)
+    if getattr(args, "data_dir", None) is None:
+        args.data_dir = os.environ.get(DATA_DIR_ENV) or None
+    return args
+
+
+def prepare_output_dir(path, overwrite: bool = False) -> Path:
+    """Creates the output folder, refusing one that already holds files.
+
+    With ``overwrite`` a non-empty folder is accepted as it is: nothing is deleted, and
+    files the run writes replace those of the same name.
+
+    Args:
+      path: the folder.
+      overwrite: accept a non-empty folder.
+
+    Returns:
+      The folder as a :class:`pathlib.Path`.
+
+    Raises:
+      ValueError: if the folder is not empty and ``overwrite`` is False (the message names
+        ``--overwrite``), or ``path`` is an existing file.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output path {path} is a file, not a folder")
+    if path.is_dir() and not overwrite and any(path.iterdir()):
+        raise ValueError(
+            f"output folder {path} is not empty; choose another --out or pass --overwrite to "
+            "write into it (existing files of the same name will be replaced)"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def summary_writer(log_dir) -> tf.summary.SummaryWriter:
+    """A TensorBoard file writer for ``log_dir`` (created if missing).
+
+    ``tf.summary.scalar`` and ``tf.summary.image`` need the ``tensorboard`` package, which
+    tfinverse does not require; :func:`summary_scalar` and :func:`summary_images` write the
+    same records with TensorFlow alone.
+
+    Args:
+      log_dir: the folder for event files.
+
+    Returns:
+      A ``tf.summary.SummaryWriter``; use it as ``with writer.as_default(): ...``.
+    """
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    return tf.summary.create_file_writer(str(log_dir))
+
+
+def _plugin_metadata(plugin_name: str, data_class: int, description: Optional[str]):
+    metadata = summary_pb2.SummaryMetadata(summary_description=description or "", data_class=data_class)
+    metadata.plugin_data.plugin_name = plugin_name
+    return metadata
+
+
+def summary_scalar(name: str, data, step=None, description: Optional[str] = None):
+    """Writes a scalar that TensorBoard shows in its Scalars tab, without ``tensorboard``.
+
+    A drop-in for ``tf.summary.scalar``: it writes to the default writer (inside ``with
+    writer.as_default():``) and works in ``tf.function``.
+
+    Args:
+      name: the tag, e.g. ``"loss/generator"``.
+      data: a real scalar (number or rank-0 tensor); stored as float32.
+      step: the step; default ``tf.summary.experimental.get_step()``.
+      description: optional text shown by TensorBoard.
+
+    Returns:
+      True if written, False if there is no default writer.
+
+    Raises:
+      ValueError: if ``data`` is not a scalar.
+    """
+    data = tf.convert_to_tensor(data)
+    if data.shape.rank is not None and data.shape.rank != 0:
+        raise ValueError(f"summary_scalar: data must be a scalar, got shape {data.shape.as_list()}")
+    metadata = _plugin_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR, description)
+    return tf.summary.write(tag=name, tensor=tf.cast(data, tf.float32), step=step, metadata=metadata)
+
+
+def summary_images(name: str, images, step=None, max_outputs: int = 3, description: Optional[str] = None):
+    """Writes images that TensorBoard shows in its Images tab, without ``tensorboard``.
+
+    A drop-in for ``tf.summary.image``: float images in [0, 1] (clipped) are stored as PNG.
+
+    Args:
+      name: the tag.
+      images: ``[batch, height, width, channels]`` with 1, 3 or 4 channels.
+      step: the step; default ``tf.summary.experimental.get_step()``.
+      max_outputs: how many images of the batch to keep.
+      description: optional text shown by TensorBoard.
+
+    Returns:
+      True if written, False if there is no default writer.
+
+    Raises:
+      ValueError: for a shape that is not ``[batch, height, width, 1|3|4]``.
+    """
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            "summary_images: images must have shape [batch, height, width, channels] with 1, 3 "
+            f"or 4 channels, got {images.shape.as_list() if images.shape.rank is not None else 'unknown'}"
+        )
+    if images.dtype != tf.uint8:
+        # Round to the nearest level, as save_png does (convert_image_dtype truncates).
+        images = tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
+    images = images[:max_outputs]
+    encoded = tf.map_fn(tf.image.encode_png, images, fn_output_signature=tf.string)
+    # The image plugin's layout: [width, height, png_0, png_1, ...] as strings.
+    size = tf.strings.as_string(tf.stack([tf.shape(images)[2], tf.shape(images)[1]]))
+    tensor = tf.concat([size, encoded], axis=0)
+    metadata = _plugin_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE, description)
+    return tf.summary.write(tag=name, tensor=tensor, step=step, metadata=metadata)
+
+
+def _default_text(action: argparse.Action) -> str:
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return "off" if action.default is False else "on"
+    if action.default is None or action.default is argparse.SUPPRESS:
+        return ""
+    if isinstance(action.default, (list, tuple)):
+        return " ".join(str(value) for value in action.default)
+    return str(action.default)
+
+
+def _help_text(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    help_text = action.help or ""
+    if "%" in help_text:
+        params = {key: value for key, value in vars(action).items() if value is not argparse.SUPPRESS}
+        params["prog"] = parser.prog
+        if params.get("choices") is not None:
+            params["choices"] = ", ".join(str(choice) for choice in params["choices"])
+        help_text = help_text % params
+    if action.choices is not None and "%(choices)" not in (action.help or ""):
+        help_text = f"{help_text} (one of: {', '.join(str(choice) for choice in action.choices)})".strip()
+    return help_text
+
+
+def flag_table(parser: argparse.ArgumentParser) -> str:
+    """A parser's flags as a Markdown table (flag, default, help) for a README.
+
+    ``-h/--help`` is left out; positional arguments are listed by name. ``%(default)s``
+    and the like in help texts are expanded as ``--help`` would.
+
+    Args:
+      parser: the parser.
+
+    Returns:
+      The table as Markdown text.
+    """
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.help is argparse.SUPPRESS:
+            continue
+        names = action.option_strings or [action.dest]
+        rows.append(
+            {
+                "flag": ", ".join(f"`{name}`" for name in names),
+                "default": f"`{_default_text(action)}`" if _default_text(action) else "",
+                "help": _help_text(parser, action),
+            }
+        )
+    return markdown_table(rows, columns=["flag", "default", "help"])
+
+
+def set_global_seed(seed: int, deterministic_ops: bool = False) -> np.random.Generator:
+    """Seeds Python's ``random``, numpy's global generator and TensorFlow's global seed.
+
+    The library itself draws from explicit seeds; this covers third-party code and Keras
+    initialisers that use the global generators.
+
+    Args:
+      seed: an integer in ``[0, 2**32 - 1]``.
+      deterministic_ops: also ask TensorFlow for deterministic kernels
+        (``tf.config.experimental.enable_op_determinism``), slower on some ops.
+
+    Returns:
+      ``np.random.default_rng(seed)``, for draws the caller makes itself.
+
+    Raises:
+      ValueError: if ``seed`` is not an integer in range.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= _MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    return np.random.default_rng(seed)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return bool(sys.stdout.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+def progress(iterable: Optional[Iterable] = None, force: bool = False, **tqdm_kwargs):
+    """A tqdm progress bar that stays quiet when stdout is not a terminal.
+
+    In CI logs and redirected output the bar would print a line per refresh; there it is
+    disabled unless ``force`` is set. An explicit ``disable=`` in ``tqdm_kwargs`` wins.
+
+    Args:
+      iterable: what to iterate over (may be None with ``total=`` for manual updates).
+      force: show the bar even when stdout is not a terminal.
+      **tqdm_kwargs: passed to ``tqdm.tqdm`` (``desc``, ``total``, ``file``, ...).
+
+    Returns:
+      The ``tqdm.tqdm`` object; iterate over it, or call ``update``/``set_postfix``.
+    """
+    from tqdm import tqdm
+
+    if "disable" not in tqdm_kwargs:
+        tqdm_kwargs["disable"] = not (force or _stdout_is_terminal())
+    return tqdm(iterable, **tqdm_kwargs)
