@@ -185,4 +185,4 @@ def test_conjugate_gradient_solves_a_spd_system():
     mats = tf.constant(spd)
 
     u = ops.conjugate_gradient(lambda v: tf.linalg.matvec(mats, v), tf.constant(b), tol=1e-12, max_iter=50)
-    np.testing.assert_allclose(u.numpy(), np.linalg.solve(spd, b), rtol=1e-8)
+    np.testing.assert_allclose(u.numpy(), np.linalg.solve(spd, b[..., None])[..., 0], rtol=1e-8)

@@ -9,7 +9,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("operators", "metrics", "data", "utils", "models", "inversion", "training")
+_SUBMODULES = ("operators", "metrics", "data", "utils", "models", "hub", "inversion", "training", "evaluation")
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -1,0 +1,104 @@
+"""Generative priors behind one interface: DCGAN (LVR), BEGAN and PGGAN (IAGAN).
+
+Every prior is a :class:`Generator`: ``g(z)`` maps ``[n, latent_dim]`` latents to float32
+NHWC images in ``[0, 1]``; ``g.sample_latent(n, seed)`` draws from its prior;
+``g.trainable_variables`` are its weights; ``g.copy()`` is an independent deep copy.
+"""
+
+from tfinverse.models.began import (
+    BEGAN_GAMMA,
+    BEGAN_LAMBDA_K,
+    BEGANGenerator,
+    BEGANState,
+    autoencoder_loss,
+    began_losses,
+    began_num_repeats,
+    build_began_decoder,
+    build_began_discriminator,
+    build_began_encoder,
+    convergence_measure,
+    update_k,
+)
+from tfinverse.models.dcgan import (
+    DCGAN_BN_EPSILON,
+    DCGAN_BN_MOMENTUM,
+    DCGANGenerator,
+    build_dcgan_discriminator,
+    build_dcgan_generator,
+    dcgan_generator_layout,
+    forward_with_batch_statistics,
+)
+from tfinverse.models.generator import LATENT_DISTRIBUTIONS, Generator, KerasGenerator, sample_latent
+from tfinverse.models.layers import (
+    EqualizedConv2D,
+    EqualizedDense,
+    MinibatchStdDev,
+    PixelNorm,
+    he_constant,
+)
+from tfinverse.models.pggan import (
+    PGGAN_LEAKY_SLOPE,
+    PGGANConvBlock,
+    PGGANDiscriminatorNetwork,
+    PGGANGenerator,
+    PGGANGeneratorNetwork,
+    downsample_average,
+    drift_penalty,
+    gradient_penalty,
+    pggan_num_filters,
+    pggan_num_levels,
+    upsample_nearest,
+    wgan_discriminator_loss,
+    wgan_generator_loss,
+    wgan_gp_discriminator_loss,
+)
+
+__all__ = [
+    # interface
+    "Generator",
+    "KerasGenerator",
+    "LATENT_DISTRIBUTIONS",
+    "sample_latent",
+    # shared layers
+    "PixelNorm",
+    "EqualizedConv2D",
+    "EqualizedDense",
+    "MinibatchStdDev",
+    "he_constant",
+    # DCGAN
+    "DCGANGenerator",
+    "build_dcgan_generator",
+    "build_dcgan_discriminator",
+    "dcgan_generator_layout",
+    "forward_with_batch_statistics",
+    "DCGAN_BN_EPSILON",
+    "DCGAN_BN_MOMENTUM",
+    # BEGAN
+    "BEGANGenerator",
+    "BEGANState",
+    "build_began_decoder",
+    "build_began_encoder",
+    "build_began_discriminator",
+    "began_num_repeats",
+    "autoencoder_loss",
+    "began_losses",
+    "update_k",
+    "convergence_measure",
+    "BEGAN_GAMMA",
+    "BEGAN_LAMBDA_K",
+    # PGGAN
+    "PGGANGenerator",
+    "PGGANGeneratorNetwork",
+    "PGGANDiscriminatorNetwork",
+    "PGGANConvBlock",
+    "pggan_num_levels",
+    "pggan_num_filters",
+    "upsample_nearest",
+    "downsample_average",
+    "wgan_generator_loss",
+    "wgan_discriminator_loss",
+    "drift_penalty",
+    "gradient_penalty",
+    "wgan_gp_discriminator_loss",
+    "PGGAN_LEAKY_SLOPE",
+]
