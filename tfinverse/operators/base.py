@@ -21,11 +21,12 @@ draw; :meth:`LinearOperator.resample` gives the same operator with a new draw.
 
 from __future__ import annotations
 
-import inspect
-from typing import Callable, Dict, Sequence, Tuple, Type
+from typing import Callable, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from tfinverse.utils.registry import Registry
 
 __all__ = [
     "LinearOperator",
@@ -35,7 +36,7 @@ __all__ = [
     "conjugate_gradient",
 ]
 
-_REGISTRY: Dict[str, Type["LinearOperator"]] = {}
+_REGISTRY = Registry("operator", optional_params=("seed",))
 
 
 def register(name: str) -> Callable[[type], type]:
@@ -47,20 +48,12 @@ def register(name: str) -> Callable[[type], type]:
     Returns:
       The decorator; it sets ``cls.name`` and returns the class unchanged otherwise.
     """
-
-    def decorator(cls: type) -> type:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"operator name {name!r} is already registered to {_REGISTRY[name]}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
+    return _REGISTRY.register(name)
 
 
 def available() -> Tuple[str, ...]:
     """Names of all registered linear operators, sorted."""
-    return tuple(sorted(_REGISTRY))
+    return _REGISTRY.names()
 
 
 def get(name: str, **params) -> "LinearOperator":
@@ -78,14 +71,7 @@ def get(name: str, **params) -> "LinearOperator":
     Raises:
       KeyError: for an unknown name (the message lists the known ones).
     """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown operator {name!r}; available: {', '.join(available())}") from None
-    accepted = inspect.signature(cls.__init__).parameters
-    if "seed" in params and "seed" not in accepted:
-        params = {k: v for k, v in params.items() if k != "seed"}
-    return cls(**params)
+    return _REGISTRY.build(name, **params)
 
 
 def _as_shape(shape: Sequence[int], what: str) -> Tuple[int, ...]:

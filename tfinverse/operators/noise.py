@@ -16,10 +16,12 @@ in ``[0, 1]``.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Type
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
+
+from tfinverse.utils.registry import Registry
 
 __all__ = [
     "NoiseModel",
@@ -32,7 +34,7 @@ __all__ = [
     "measure",
 ]
 
-_NOISE_REGISTRY: Dict[str, Type["NoiseModel"]] = {}
+_NOISE_REGISTRY = Registry("noise model")
 
 
 def register_noise(name: str) -> Callable[[type], type]:
@@ -47,20 +49,12 @@ def register_noise(name: str) -> Callable[[type], type]:
     Raises:
       ValueError: if ``name`` is already registered to another class.
     """
-
-    def decorator(cls: type) -> type:
-        if name in _NOISE_REGISTRY and _NOISE_REGISTRY[name] is not cls:
-            raise ValueError(f"noise name {name!r} is already registered to {_NOISE_REGISTRY[name]}")
-        cls.name = name
-        _NOISE_REGISTRY[name] = cls
-        return cls
-
-    return decorator
+    return _NOISE_REGISTRY.register(name)
 
 
 def available_noise() -> tuple:
     """Names of all registered noise models, sorted."""
-    return tuple(sorted(_NOISE_REGISTRY))
+    return _NOISE_REGISTRY.names()
 
 
 def get_noise(name: str, **params) -> "NoiseModel":
@@ -76,11 +70,7 @@ def get_noise(name: str, **params) -> "NoiseModel":
     Raises:
       KeyError: for an unknown name (the message lists the known ones).
     """
-    try:
-        cls = _NOISE_REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown noise model {name!r}; available: {', '.join(available_noise())}") from None
-    return cls(**params)
+    return _NOISE_REGISTRY.build(name, **params)
 
 
 def _as_seed(seed) -> tf.Tensor:

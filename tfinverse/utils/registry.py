@@ -1,0 +1,60 @@
+"""A name -> class registry, shared by the operator and noise-model registries."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Dict, Iterable, Tuple
+
+__all__ = ["Registry"]
+
+
+class Registry:
+    """Maps names to classes and builds instances by name.
+
+    Args:
+      kind: what is registered, for messages (``"operator"``, ``"noise model"``).
+      optional_params: keyword arguments that :meth:`build` drops for classes whose
+        constructor does not take them (so one ``seed`` can be passed to any operator).
+    """
+
+    def __init__(self, kind: str, optional_params: Iterable[str] = ()):
+        self.kind = kind
+        self.optional_params = tuple(optional_params)
+        self._classes: Dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator: registers ``cls`` under ``name`` and sets ``cls.name``.
+
+        Raises:
+          ValueError: if ``name`` is already registered to another class.
+        """
+
+        def decorator(cls: type) -> type:
+            if name in self._classes and self._classes[name] is not cls:
+                raise ValueError(f"{self.kind} name {name!r} is already registered to {self._classes[name]}")
+            cls.name = name
+            self._classes[name] = cls
+            return cls
+
+        return decorator
+
+    def names(self) -> Tuple[str, ...]:
+        """The registered names, sorted."""
+        return tuple(sorted(self._classes))
+
+    def build(self, name: str, **params):
+        """An instance of the class registered under ``name``.
+
+        Raises:
+          KeyError: for an unknown name (the message lists the known ones).
+        """
+        try:
+            cls = self._classes[name]
+        except KeyError:
+            raise KeyError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}") from None
+        accepted = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
+        for key in self.optional_params:
+            if key in params and key not in accepted and not takes_any:
+                del params[key]
+        return cls(**params)
