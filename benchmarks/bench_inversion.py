@@ -1,0 +1,287 @@
+"""Speed and memory of CSGM and IAGAN iterations on CPU.
+
+Prints a Markdown table: milliseconds per iteration (for the whole batch), image-iterations
+per second, images per second at the IAGAN paper's budget (CSGM 1600 iterations, IAGAN 600;
+one restart), the one-off cost of the first step (tracing, XLA compilation) and the peak
+resident memory of the process while the configuration ran (it includes what earlier rows
+left allocated, so compare neighbouring rows). Rows compare eager execution, ``tf.function``
+and ``jit_compile`` (XLA), batched and sequential IAGAN, and a stacked-weights
+``tf.vectorized_map`` IAGAN step (the alternative the batched mode was measured against).
+
+The per-iteration time is the median gap between consecutive iterations, recorded by a
+progress-bar stand-in installed in the inversion modules, so tracing and compilation
+(reported separately as the first step's excess) do not distort it.
+
+Prior: a randomly initialised DCGAN 64x64x3 (the size of the speed facts in PEERS.md);
+``--mnist`` uses 32x32x1. The default run takes a few minutes on 2 cores::
+
+    python benchmarks/bench_inversion.py
+    python benchmarks/bench_inversion.py --mnist --iagan-64
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfinverse.inversion.csgm as csgm_module  # noqa: E402
+import tfinverse.inversion.iagan as iagan_module  # noqa: E402
+import tfinverse.operators as ops  # noqa: E402
+from tfinverse.inversion.csgm import AdamSlots, csgm  # noqa: E402
+from tfinverse.inversion.iagan import iagan  # noqa: E402
+from tfinverse.models import DCGANGenerator  # noqa: E402
+from tfinverse.utils.results import markdown_table  # noqa: E402
+
+CSGM_BUDGET = 1600
+IAGAN_BUDGET = 600
+
+
+class StepClock:
+    """Stands in for the progress bar and records when every iteration finished."""
+
+    def __init__(self):
+        self.stamps = []
+        self.disable = True
+        self.start = time.perf_counter()
+
+    def __call__(self, iterable=None, **kwargs):
+        self.stamps = []
+        self.start = time.perf_counter()
+        self._iterable = iterable
+        return self
+
+    def __iter__(self):
+        for item in self._iterable:
+            yield item
+            self.stamps.append(time.perf_counter())
+
+    def update(self, count=1):
+        self.stamps.append(time.perf_counter())
+
+    def set_postfix(self, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+    def gaps(self):
+        """``(median gap, first gap)`` in seconds; the first includes tracing."""
+        times = [self.start] + self.stamps
+        gaps = np.diff(times)
+        return float(statistics.median(gaps[1:])), float(gaps[0])
+
+
+class PeakMemory:
+    """Samples the resident set size (``VmRSS``) in a background thread."""
+
+    def __init__(self, interval=0.01):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    @staticmethod
+    def current() -> int:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def __enter__(self):
+        self.peak = self.current()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.current())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.current())
+
+
+def install_clock() -> StepClock:
+    clock = StepClock()
+    csgm_module.progress_bar = clock
+    iagan_module.progress_bar = clock
+    return clock
+
+
+def row(method, mode, batch, ms_per_iteration, first_step_s, peak_bytes, budget, note=""):
+    return {
+        "method": method,
+        "mode": mode,
+        "batch": batch,
+        "ms / iteration": ms_per_iteration,
+        "image-it / s": 1000.0 * batch / ms_per_iteration,
+        "images / s (paper budget)": 1000.0 * batch / (ms_per_iteration * budget),
+        "first step s": max(0.0, first_step_s),  # noise can make the first gap the shorter
+        "peak RSS GB": peak_bytes / 1e9,
+        "note": note,
+    }
+
+
+def bench_csgm(generator, operator, batch, mode, iterations, clock):
+    y = operator(generator(generator.sample_latent(batch, seed=1))).numpy()
+    options = {"eager": {"run_eagerly": True}, "tf.function": {}, "jit_compile": {"jit_compile": True}}[mode]
+    with PeakMemory() as memory:
+        csgm(generator, operator, y, iterations=iterations, restarts=1, seed=0, **options)
+    median, first = clock.gaps()
+    return row("CSGM", mode, batch, 1000 * median, first - median, memory.peak, CSGM_BUDGET)
+
+
+def bench_iagan(generator, operator, batch, mode, iterations, clock):
+    y = operator(tf.constant(np.random.default_rng(2).uniform(0, 1, (batch,) + operator.in_shape), tf.float32))
+    z = generator.sample_latent(batch, seed=3)
+    options = {
+        "batched eager": {"run_eagerly": True},
+        "batched tf.function": {},
+        "batched jit_compile": {"jit_compile": True},
+        "sequential tf.function": {"batched": False},
+    }[mode]
+    with PeakMemory() as memory:
+        iagan(generator, operator, y.numpy(), z_init=z, iterations=iterations, **options)
+    median, first = clock.gaps()
+    # Sequential runs report one image-iteration per gap.
+    per_iteration = median * (batch if mode.startswith("sequential") else 1)
+    return row("IAGAN", mode, batch, 1000 * per_iteration, first - median, memory.peak, IAGAN_BUDGET)
+
+
+def bench_stacked_iagan(generator, operator, batch, iterations):
+    """Per-image weights stacked on a leading axis, one ``vectorized_map`` over stateless calls."""
+    network = generator.network
+    trainable = [tf.convert_to_tensor(v) for v in network.trainable_variables]
+    frozen = [tf.convert_to_tensor(v) for v in network.non_trainable_variables]
+    stacked = [tf.Variable(tf.stack([w] * batch)) for w in trainable]
+    z = tf.Variable(generator.sample_latent(batch, seed=3))
+    slots = AdamSlots(stacked + [z])
+    step_count = tf.Variable(0, dtype=tf.int64)
+    y = operator(tf.constant(np.random.default_rng(2).uniform(0, 1, (batch,) + operator.in_shape), tf.float32))
+    low, high = generator.output_range
+
+    def one_image(arguments):
+        weights, latent = arguments[:-1], arguments[-1]
+        output, _ = network.stateless_call(list(weights), frozen, latent[None], training=False)
+        return output[0]
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch([z] + stacked)
+            arguments = [tf.convert_to_tensor(s) for s in stacked] + [tf.convert_to_tensor(z)]
+            native = tf.vectorized_map(one_image, arguments)
+            images = tf.clip_by_value((native - low) / (high - low), 0.0, 1.0)
+            fit = tf.reduce_sum(tf.square(y - operator(images)), axis=[1, 2, 3])
+            total = tf.reduce_sum(fit)
+        gradients = tape.gradient(total, stacked + [z])
+        step_count.assign_add(1)
+        slots.apply(stacked + [z], gradients, step_count, 1e-4)
+        return fit
+
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        stamps = []
+        for _ in range(iterations):
+            step().numpy()
+            stamps.append(time.perf_counter())
+    gaps = np.diff([start] + stamps)
+    median = float(statistics.median(gaps[1:]))
+    return row("IAGAN", "stacked vectorized_map", batch, 1000 * median, gaps[0] - median, memory.peak,
+               IAGAN_BUDGET, "step only, no best tracking")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mnist", action="store_true", help="use a 32x32x1 DCGAN instead of 64x64x3")
+    parser.add_argument("--csgm-batches", type=int, nargs="+", default=[1, 8, 64], help="CSGM batch sizes")
+    parser.add_argument("--iagan-batches", type=int, nargs="+", default=[1, 8], help="IAGAN batch sizes")
+    parser.add_argument("--iagan-64", action="store_true", help="also run IAGAN at N = 64 (tf.function only)")
+    parser.add_argument("--skip-xla", action="store_true", help="leave out the jit_compile rows")
+    parser.add_argument("--skip-stacked", action="store_true", help="leave out the vectorized_map IAGAN row")
+    parser.add_argument("--iterations", type=int, default=12, help="iterations per configuration (>= 3)")
+    args = parser.parse_args(argv)
+
+    resolution, channels = (32, 1) if args.mnist else (64, 3)
+    generator = DCGANGenerator(resolution, channels, seed=0)
+    operator = ops.get("identity", image_shape=(resolution, resolution, channels))
+    parameters = sum(int(np.prod(v.shape)) for v in generator.trainable_variables)
+    clock = install_clock()
+    iterations = max(3, args.iterations)
+    modes = ["eager", "tf.function"] + ([] if args.skip_xla else ["jit_compile"])
+    rows = []
+    started = time.perf_counter()
+
+    def report(result):
+        rows.append(result)
+        print(f"  {result['method']} {result['mode']} N={result['batch']}: "
+              f"{result['ms / iteration']:.1f} ms/it", file=sys.stderr, flush=True)
+
+    # XLA steps of this generator are slow on CPU: fewer iterations keep the run short.
+    xla_iterations = max(3, iterations // 3)
+
+    def iterations_for(mode):
+        return xla_iterations if "jit_compile" in mode else iterations
+
+    for batch in args.csgm_batches:
+        for mode in modes:
+            report(bench_csgm(generator, operator, batch, mode, iterations_for(mode), clock))
+    iagan_modes = ["batched eager", "batched tf.function", "sequential tf.function"]
+    if not args.skip_xla:
+        iagan_modes.insert(2, "batched jit_compile")
+    for batch in args.iagan_batches:
+        for mode in iagan_modes:
+            if batch == 1 and mode.startswith("sequential"):
+                continue  # identical to batched at N = 1
+            report(bench_iagan(generator, operator, batch, mode, iterations_for(mode), clock))
+    if args.iagan_64:
+        for mode in ("batched tf.function", "sequential tf.function"):
+            report(bench_iagan(generator, operator, 64, mode, max(3, iterations // 2), clock))
+    if not args.skip_stacked:
+        report(bench_stacked_iagan(generator, operator, 8, max(3, iterations // 2)))
+
+    def lookup(method, mode, batch):
+        for r in rows:
+            if (r["method"], r["mode"], r["batch"]) == (method, mode, batch):
+                return r["ms / iteration"]
+        return None
+
+    print(f"Prior: DCGAN {resolution}x{resolution}x{channels} ({parameters / 1e6:.2f} M parameters), identity "
+          f"operator, CSGM with 1 restart; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - started:.0f} s in all.\n")
+    print(markdown_table(rows, floatfmt={"ms / iteration": ".1f", "image-it / s": ".1f",
+                                         "images / s (paper budget)": ".3g", "first step s": ".2f",
+                                         "peak RSS GB": ".2f"}))
+    goals = []
+    eager, compiled = lookup("CSGM", "eager", 64), lookup("CSGM", "tf.function", 64)
+    if eager and compiled:
+        goals.append(f"- compiled CSGM step at batch 64: {eager / compiled:.2f}x faster than eager (goal >= 1.5x)")
+    batched, sequential = lookup("IAGAN", "batched tf.function", 8), lookup("IAGAN", "sequential tf.function", 8)
+    if batched and sequential:
+        goals.append(f"- batched IAGAN at N = 8: {sequential / batched:.2f}x the images per second of sequential "
+                     "(goal >= 2x)")
+    stacked = lookup("IAGAN", "stacked vectorized_map", 8)
+    if batched and stacked:
+        goals.append(f"- stacked vectorized_map IAGAN step at N = 8: {stacked / batched:.2f}x the time of the "
+                     "batched copies")
+    if goals:
+        print("\n" + "\n".join(goals))
+
+
+if __name__ == "__main__":
+    main()

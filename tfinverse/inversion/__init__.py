@@ -1,0 +1,67 @@
+"""Recovering ``x`` from ``y = A x + e`` with generative priors and baselines.
+
+Every method takes an operator from :mod:`tfinverse.operators` and a measurement batch,
+validates it before any optimisation, and returns an :class:`InversionResult` (estimate,
+per-iteration objective history, chosen latents, wall time):
+
+* :func:`csgm`: Adam on the latent with batched random restarts (Bora et al.; IAGAN's CSGM);
+* :func:`iagan`: joint fine-tuning of the latent and a copy of the generator weights;
+* :func:`back_project`: ``x + A^+(y - A x)`` (exact or the paper's approximate ``A^+``);
+* :func:`recover_latents`: LVR gradient descent with no, projected or stochastic clipping,
+  and the sharpness attribute (LVR-SA);
+* :func:`dip`: the Deep Image Prior baseline;
+* :mod:`~tfinverse.inversion.baselines`: bicubic up-sampling, zero-filled IFFT, BM3D.
+"""
+
+from tfinverse.inversion.back_projection import (
+    approximate_pinv,
+    back_project,
+    back_project_result,
+    has_approximate_pinv,
+)
+from tfinverse.inversion.base import InversionResult, check_measurement
+from tfinverse.inversion.baselines import bicubic_upsampling, bm3d_denoise, observation_baseline, zero_filled_ifft
+from tfinverse.inversion.csgm import CSGM_PRESETS, csgm
+from tfinverse.inversion.dip import dip, dip_iterations
+from tfinverse.inversion.iagan import IAGAN_PRESETS, csgm_then_iagan, iagan, iagan_preset
+from tfinverse.inversion.lvr import (
+    apply_sharpness_attribute,
+    denoise_by_projection,
+    denoise_with_sharpness_attribute,
+    estimate_sharpness_attribute,
+    load_attribute,
+    recover_latents,
+    recovery_success_rate,
+    save_attribute,
+    stochastic_clip,
+)
+
+__all__ = [
+    "InversionResult",
+    "check_measurement",
+    "CSGM_PRESETS",
+    "csgm",
+    "IAGAN_PRESETS",
+    "iagan",
+    "iagan_preset",
+    "csgm_then_iagan",
+    "back_project",
+    "back_project_result",
+    "approximate_pinv",
+    "has_approximate_pinv",
+    "recover_latents",
+    "recovery_success_rate",
+    "stochastic_clip",
+    "estimate_sharpness_attribute",
+    "apply_sharpness_attribute",
+    "save_attribute",
+    "load_attribute",
+    "denoise_by_projection",
+    "denoise_with_sharpness_attribute",
+    "dip",
+    "dip_iterations",
+    "bicubic_upsampling",
+    "zero_filled_ifft",
+    "bm3d_denoise",
+    "observation_baseline",
+]
