@@ -452,7 +452,7 @@ def test_bad_input_raises_before_any_generator_call():
         lvr.recover_latents(g, op, good, initial_latents=np.zeros((2, 5)), progress=False)
     with pytest.raises(ValueError, match="batch-statistics"):
         lvr.recover_latents(g, op, good, batch_statistics=True, progress=False)
-    with pytest.raises(ValueError, match="expects inputs of shape"):
+    with pytest.raises(ValueError, match="takes images of shape"):
         lvr.recover_latents(g, Identity((8, 8, 1)), np.zeros((2, 8, 8, 1), np.float32), progress=False)
     with pytest.raises(ValueError, match="iterations"):
         lvr.recover_latents(g, op, good, iterations=0, progress=False)

@@ -9,7 +9,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("operators", "metrics", "data", "utils", "models", "hub", "inversion", "training", "evaluation")
+_SUBMODULES = (
+    "operators", "metrics", "data", "utils", "models", "hub", "pretrained", "inversion", "training", "evaluation", "tasks",
+)
 
 __all__ = ["__version__", *_SUBMODULES]
 

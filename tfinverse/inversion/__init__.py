@@ -1,15 +1,17 @@
 """Recovering ``x`` from ``y = A x + e`` with generative priors and baselines.
 
-Every method takes an operator from :mod:`tfinverse.operators` and a measurement batch,
+The modules ``csgm``, ``iagan`` and ``dip`` keep their names (their functions of the same
+name are reached as ``tfinverse.inversion.csgm.csgm`` and so on, so that importing a module
+never yields a function). Every method takes an operator from :mod:`tfinverse.operators` and a measurement batch,
 validates it before any optimisation, and returns an :class:`InversionResult` (estimate,
 per-iteration objective history, chosen latents, wall time):
 
-* :func:`csgm`: Adam on the latent with batched random restarts (Bora et al.; IAGAN's CSGM);
-* :func:`iagan`: joint fine-tuning of the latent and a copy of the generator weights;
+* :func:`csgm.csgm <tfinverse.inversion.csgm.csgm>`: Adam on the latent with batched random restarts (Bora et al.; IAGAN's CSGM);
+* :func:`iagan.iagan <tfinverse.inversion.iagan.iagan>`: joint fine-tuning of the latent and a copy of the generator weights;
 * :func:`back_project`: ``x + A^+(y - A x)`` (exact or the paper's approximate ``A^+``);
 * :func:`recover_latents`: LVR gradient descent with no, projected or stochastic clipping,
   and the sharpness attribute (LVR-SA);
-* :func:`dip`: the Deep Image Prior baseline;
+* :func:`dip.dip <tfinverse.inversion.dip.dip>`: the Deep Image Prior baseline;
 * :mod:`~tfinverse.inversion.baselines`: bicubic up-sampling, zero-filled IFFT, BM3D.
 """
 
@@ -21,9 +23,10 @@ from tfinverse.inversion.back_projection import (
 )
 from tfinverse.inversion.base import InversionResult, check_measurement
 from tfinverse.inversion.baselines import bicubic_upsampling, bm3d_denoise, observation_baseline, zero_filled_ifft
-from tfinverse.inversion.csgm import CSGM_PRESETS, csgm
-from tfinverse.inversion.dip import dip, dip_iterations
-from tfinverse.inversion.iagan import IAGAN_PRESETS, csgm_then_iagan, iagan, iagan_preset
+from tfinverse.inversion import csgm, dip, iagan
+from tfinverse.inversion.csgm import CSGM_PRESETS
+from tfinverse.inversion.dip import dip_iterations
+from tfinverse.inversion.iagan import IAGAN_PRESETS, csgm_then_iagan, iagan_preset
 from tfinverse.inversion.lvr import (
     apply_sharpness_attribute,
     denoise_by_projection,
@@ -40,9 +43,9 @@ __all__ = [
     "InversionResult",
     "check_measurement",
     "CSGM_PRESETS",
-    "csgm",
+    "csgm",  # module
     "IAGAN_PRESETS",
-    "iagan",
+    "iagan",  # module
     "iagan_preset",
     "csgm_then_iagan",
     "back_project",
@@ -58,7 +61,7 @@ __all__ = [
     "load_attribute",
     "denoise_by_projection",
     "denoise_with_sharpness_attribute",
-    "dip",
+    "dip",  # module
     "dip_iterations",
     "bicubic_upsampling",
     "zero_filled_ifft",

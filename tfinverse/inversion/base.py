@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["InversionResult", "check_measurement"]
+__all__ = ["InversionResult", "check_measurement", "is_per_example_operator", "check_operator_batch", "check_generator_operator"]
 
 
 @dataclasses.dataclass
@@ -74,3 +74,35 @@ def check_measurement(operator, y) -> tf.Tensor:
         if bad.any():
             raise ValueError(f"measurement y contains {int(bad.sum())} NaN or Inf value(s)")
     return tf.cast(tf.convert_to_tensor(y), operator.dtype)
+
+
+def is_per_example_operator(operator) -> bool:
+    """True for operators holding one draw per batch example (e.g. masks with ``batch_size``)."""
+    return getattr(operator, "batch_size", None) is not None
+
+
+def check_operator_batch(operator, batch: int) -> None:
+    """Raises ValueError if a per-example operator does not hold exactly ``batch`` draws."""
+    if is_per_example_operator(operator) and int(operator.batch_size) != batch:
+        raise ValueError(
+            f"operator {operator.name!r} holds {operator.batch_size} per-example draws, so y must "
+            f"have shape [{operator.batch_size}, {', '.join(str(s) for s in operator.out_shape)}], "
+            f"got batch size {batch}"
+        )
+
+
+def check_generator_operator(generator, operator) -> None:
+    """Checks that a prior's images are what an operator takes.
+
+    Args:
+      generator: a :class:`tfinverse.models.Generator`.
+      operator: a :class:`tfinverse.operators.LinearOperator`.
+
+    Raises:
+      ValueError: if ``generator.output_shape`` differs from ``operator.in_shape``.
+    """
+    if tuple(generator.output_shape) != tuple(operator.in_shape):
+        raise ValueError(
+            f"the generator makes images of shape {tuple(generator.output_shape)} but operator "
+            f"{operator.name!r} takes images of shape {tuple(operator.in_shape)}"
+        )

@@ -32,7 +32,13 @@ from typing import Callable, Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfinverse.inversion.base import InversionResult, check_measurement
+from tfinverse.inversion.base import (
+    InversionResult,
+    check_generator_operator,
+    check_measurement,
+    check_operator_batch,
+    is_per_example_operator,
+)
 from tfinverse.utils.cli import progress as progress_bar
 
 __all__ = [
@@ -74,38 +80,6 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def check_generator_operator(generator, operator) -> None:
-    """Checks that a prior's images are what an operator takes.
-
-    Args:
-      generator: a :class:`tfinverse.models.Generator`.
-      operator: a :class:`tfinverse.operators.LinearOperator`.
-
-    Raises:
-      ValueError: if ``generator.output_shape`` differs from ``operator.in_shape``.
-    """
-    if tuple(generator.output_shape) != tuple(operator.in_shape):
-        raise ValueError(
-            f"the generator makes images of shape {tuple(generator.output_shape)} but operator "
-            f"{operator.name!r} takes images of shape {tuple(operator.in_shape)}"
-        )
-
-
-def is_per_example_operator(operator) -> bool:
-    """True for operators holding one draw per batch example (e.g. masks with ``batch_size``)."""
-    return getattr(operator, "batch_size", None) is not None
-
-
-def check_operator_batch(operator, batch: int) -> None:
-    """Raises ValueError if a per-example operator does not hold exactly ``batch`` draws."""
-    if is_per_example_operator(operator) and int(operator.batch_size) != batch:
-        raise ValueError(
-            f"operator {operator.name!r} holds {operator.batch_size} per-example draws, so y must "
-            f"have shape [{operator.batch_size}, {', '.join(str(s) for s in operator.out_shape)}], "
-            f"got batch size {batch}"
-        )
 
 
 def measurement_fit(operator, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:

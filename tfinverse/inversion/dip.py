@@ -39,7 +39,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfinverse.inversion.base import InversionResult, check_measurement
+from tfinverse.inversion.base import (
+    InversionResult,
+    check_measurement,
+    check_operator_batch,
+    is_per_example_operator,
+)
 
 __all__ = [
     "DIP_LEARNING_RATE",
@@ -427,13 +432,8 @@ def dip(
         validation_mask = np.zeros(operator.out_shape, np.float32)
 
     n = int(y.shape[0])
-    per_example = getattr(operator, "batch_size", None) is not None
-    if per_example and int(operator.batch_size) != n:
-        raise ValueError(
-            f"operator {operator.name!r} holds {operator.batch_size} per-example draws, so y must "
-            f"have shape [{operator.batch_size}, {', '.join(str(s) for s in operator.out_shape)}], "
-            f"got batch size {n}"
-        )
+    check_operator_batch(operator, n)
+    per_example = is_per_example_operator(operator)
     image_shape = tuple(operator.in_shape)
     network = build_skip_network(
         image_shape,

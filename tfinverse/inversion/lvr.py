@@ -46,7 +46,12 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tfinverse.inversion.base import InversionResult, check_measurement
+from tfinverse.inversion.base import (
+    InversionResult,
+    check_generator_operator,
+    check_measurement,
+    check_operator_batch,
+)
 
 __all__ = [
     "CLIPPING_MODES",
@@ -242,23 +247,6 @@ def _default_bound(generator, bound: Optional[float]) -> float:
     return 1.0 if generator.latent_distribution == "uniform" else 3.0
 
 
-def _check_generator_fits(generator, operator) -> None:
-    if tuple(generator.output_shape) != tuple(operator.in_shape):
-        raise ValueError(
-            f"the generator makes images of shape {tuple(generator.output_shape)} but operator "
-            f"{operator.name!r} expects inputs of shape {tuple(operator.in_shape)}"
-        )
-
-
-def _check_operator_batch(operator, n: int) -> None:
-    batch_size = getattr(operator, "batch_size", None)
-    if batch_size is not None and int(batch_size) != n:
-        raise ValueError(
-            f"operator {operator.name!r} holds {batch_size} per-example draws, so y must have "
-            f"shape [{batch_size}, {', '.join(str(s) for s in operator.out_shape)}], got batch size {n}"
-        )
-
-
 def _check_latents(z, n: int, latent_dim: int, what: str) -> np.ndarray:
     array = np.asarray(z, dtype=np.float32)
     if array.shape != (n, latent_dim):
@@ -377,12 +365,12 @@ def recover_latents(
         if not np.isfinite(early_stop_threshold) or early_stop_threshold < 0:
             raise ValueError(f"early_stop_threshold must be a finite number >= 0, got {early_stop_threshold}")
     seed = _check_seed(seed)
-    _check_generator_fits(generator, operator)
+    check_generator_operator(generator, operator)
     call_kwargs = _generator_call_kwargs(generator, batch_statistics)
     bound = _default_bound(generator, bound)
 
     n = int(y.shape[0])
-    _check_operator_batch(operator, n)
+    check_operator_batch(operator, n)
     latent_dim = generator.latent_dim
     rng = np.random.default_rng(seed)
     if initial_latents is None:
