@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--prior", default="dcgan_mnist32",
+    parser.add_argument("--prior", default="dcgan_mnist28",
                         help="a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth")
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, metavar="TASK[:k=v,...]",
                         help=f"tasks ({', '.join(TASKS)}) with operator parameters and noise=sigma")

@@ -16,7 +16,7 @@ _ASSETS = Path(__file__).resolve().parent / "assets" / "priors"
 
 #: name -> what it is.
 SHIPPED_PRIORS: Dict[str, str] = {
-    "dcgan_mnist32": "DCGAN (LVR layout, 32 base filters) trained on the MNIST-5000 training split, 32x32x1, "
+    "dcgan_mnist28": "DCGAN (LVR layout, 32 base filters) trained on the MNIST-5000 training split, 28x28x1, "
     "z ~ U[-1, 1]^100",
 }
 

@@ -1,0 +1,300 @@
+#!/usr/bin/env python
+"""Runs a trained igan estimator on a task's held-out samples and scores it.
+
+Loads the estimator from a training checkpoint (``--checkpoint``: a checkpoint folder or
+prefix written by ``train_igan.py``) or from its SavedModel (``--saved-model``), runs it in
+inference mode on ``--num-samples`` held-out samples (1000, as the original's deploy.py)
+and writes into ``--out``::
+
+    grids/grid_<k>.png   per sample: input y, estimated component z, estimated clean x,
+                         true component, true clean (the original's PNGs, as grids)
+    metrics.csv/.json/.md  the scores of tfinverse.tasks.igan_tasks.evaluate: PSNR/SSIM of
+                         the estimates and of naive baselines (the observation itself; a
+                         median filter for CAPTCHAs); SDR/SIR/SAR for audio_captcha
+    audio/<k>_{mixture,speech_est,noise_est,speech_true,noise_true}.wav   audio_captcha:
+                         8 kHz 16-bit WAVs (estimates use the mixture's phase); the grids
+                         are the spectrograms (low frequencies at the bottom)
+    toy2d.png            toy2d: source, target and mapped points
+    deploy.json          settings and data sources
+
+Observations that leave [0, 1] (a sum, a noisy image) and signed components are shown
+stretched to their own range in the grids; CAPTCHA images are shown inverted back to dark
+characters on white, as the original saved them.
+
+Examples::
+
+    python scripts/deploy_igan.py --task denoising --checkpoint runs/igan_denoising/checkpoints
+    python scripts/deploy_igan.py --task denoising --saved-model runs/igan_denoising/estimator \\
+        --num-samples 100 --out results/igan_denoising_test
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TASK_CHOICES = (
+    "unmixing_mnist_cifar",
+    "unmixing_mnist_mnist",
+    "denoising",
+    "captcha",
+    "toy2d",
+    "audio_captcha",
+    "derain",
+)
+
+# Task settings that fix the estimator; a checkpoint of another task differs in one of them.
+_SHAPE_FIELDS = ("name", "image_size", "channels", "component_is_residual", "add_input_mean", "extra_convs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The script's command-line flags."""
+    from tfinverse.utils.cli import add_common_flags
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_CHOICES, help="the igan task")
+    parser.add_argument(
+        "--task-option", action="append", default=[], metavar="NAME=VALUE",
+        help="a data option of the task (repeatable), as given to train_igan.py",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a checkpoint folder (its newest checkpoint) or checkpoint prefix")
+    source.add_argument("--saved-model", help="the estimator SavedModel folder written by train_igan.py")
+    parser.add_argument("--num-samples", type=int, default=1000, help="held-out samples to run on")
+    parser.add_argument("--batch-size", type=int, default=50, help="samples per inference batch")
+    parser.add_argument("--grid-rows", type=int, default=10, help="samples per grid PNG")
+    parser.add_argument("--max-grids", type=int, default=None, help="write at most this many grids (default: all)")
+    parser.add_argument("--sample-rate", type=int, default=8000, help="audio sample rate; audio_captcha needs 8000")
+    parser.add_argument("--max-audio-files", type=int, default=20, help="audio_captcha: clips written as WAV")
+    add_common_flags(parser, out_default="results/igan_deploy")
+    return parser
+
+
+def parse_task_options(items):
+    """``["noise_std=0.5"]`` -> ``{"noise_std": 0.5}`` (Python literals, else strings), as in
+    train_igan.py.
+
+    Raises:
+      ValueError: for an item without ``=``.
+    """
+    options = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"--task-option must be NAME=VALUE, got {item!r}")
+        key, text = item.split("=", 1)
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        options[key.strip()] = value
+    return options
+
+
+def _check_metadata(metadata, task, where: str) -> None:
+    if not metadata:
+        return
+    from tfinverse.models.igan import task_metadata
+
+    expected = task_metadata(task)
+    differences = [f"{key} {metadata.get(key)!r} (task {task.name}: {expected[key]!r})"
+                   for key in _SHAPE_FIELDS if key in metadata and metadata.get(key) != expected[key]]
+    if differences:
+        raise ValueError(
+            f"{where} does not match task {task.name}: it was trained with " + ", ".join(differences)
+            + f"; pass --task {metadata.get('name', '?')} or another model"
+        )
+
+
+def load_estimator(args, task):
+    """``(separate, description)``: ``separate(y) -> (component, clean)`` numpy, inference mode.
+
+    Raises:
+      FileNotFoundError: no checkpoint or SavedModel at the path.
+      ValueError: a model of another task.
+    """
+    import tensorflow as tf
+
+    from tfinverse.models.igan import build_estimator_for_task, load_igan_export, read_igan_metadata
+
+    if args.saved_model:
+        separate, metadata = load_igan_export(args.saved_model)
+        _check_metadata(metadata, task, f"SavedModel {args.saved_model}")
+        expected = list(build_input_shape(task))
+        stored = (metadata or {}).get("input_shape")
+        if stored is not None and list(stored) != expected:
+            raise ValueError(f"SavedModel {args.saved_model} takes inputs {stored}, task {task.name} has {expected}")
+        return separate, f"SavedModel {args.saved_model}"
+
+    path = Path(args.checkpoint)
+    if path.is_dir():
+        prefix = tf.train.latest_checkpoint(str(path))
+        metadata_dir = path
+    else:
+        prefix = str(path) if Path(str(path) + ".index").is_file() else None
+        metadata_dir = path.parent
+    if prefix is None:
+        raise FileNotFoundError(f"no checkpoint at {path} (give a checkpoint folder or a ckpt-<step> prefix)")
+    _check_metadata(read_igan_metadata(metadata_dir), task, f"checkpoint {prefix}")
+    estimator = build_estimator_for_task(task)
+    try:
+        status = tf.train.Checkpoint(estimator=estimator.network).restore(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"checkpoint {prefix} does not match task {task.name}: {error}") from None
+    forward = tf.function(lambda y: estimator.separate(y, training=False), reduce_retracing=True)
+
+    def separate(y):
+        z, x = forward(tf.convert_to_tensor(np.asarray(y, np.float32)))
+        return z.numpy(), x.numpy()
+
+    return separate, f"checkpoint {prefix}"
+
+
+def build_input_shape(task):
+    """The estimator's input shape for a task (without the batch axis)."""
+    return (2,) if task.image_size == 0 else (task.image_size, task.image_size, task.channels)
+
+
+def _in_batches(separate, y: np.ndarray, batch_size: int):
+    components, cleans = [], []
+    for start in range(0, len(y), batch_size):
+        z, x = separate(y[start : start + batch_size])
+        components.append(z)
+        cleans.append(x)
+    return np.concatenate(components), np.concatenate(cleans)
+
+
+def write_grids(out: Path, task, arrays, grid_rows: int, max_grids, overwrite: bool):
+    """The original's per-sample PNGs as grids: one row per sample."""
+    from tfinverse.training.igan import display_images
+    from tfinverse.utils.results import save_image_grid
+
+    columns = ["input y", "estimated z", "estimated x", "true z", "true x"]
+    keys = ["y", "component_est", "x_est", "component", "x"]
+    shown = {key: display_images(arrays[key]) for key in keys}
+    if task.name == "captcha":  # dark characters on white, as the original saved them
+        shown.update({key: 1.0 - np.clip(arrays[key], 0.0, 1.0) for key in ("y", "x_est", "x")})
+    if task.name == "audio_captcha":  # spectrograms: low frequencies at the bottom
+        shown = {key: value[:, ::-1] for key, value in shown.items()}
+    folder = out / "grids"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    n = len(arrays["y"])
+    for index, start in enumerate(range(0, n, grid_rows)):
+        if max_grids is not None and index >= max_grids:
+            break
+        rows = [[shown[key][i] for key in keys] for i in range(start, min(start + grid_rows, n))]
+        labels = [f"#{i}" for i in range(start, min(start + grid_rows, n))]
+        written.append(str(save_image_grid(folder / f"grid_{index:03d}.png", rows, row_labels=labels,
+                                           col_labels=columns, overwrite=overwrite)))
+    return written
+
+
+def write_audio(out: Path, task, reference, x_est, z_est, count: int, overwrite: bool):
+    """WAVs of mixture, estimated speech and noise (mixture phase) and the true sources."""
+    import soundfile
+
+    from tfinverse.tasks.audio import SAMPLE_RATE, istft_with_phase
+
+    settings = {key: task.option(key) for key in ("n_fft", "hop_length", "log_gain")}
+    count = min(int(count), len(x_est))
+    if count <= 0:
+        return []
+    length = reference["mixture_waveform"].shape[1]
+    phase = reference["phase"][:count]
+    tracks = {
+        "mixture": reference["mixture_waveform"][:count],
+        "speech_est": istft_with_phase(x_est[:count], phase, length=length, **settings),
+        "noise_est": istft_with_phase(z_est[:count], phase, length=length, **settings),
+        "speech_true": reference["speech_waveform"][:count],
+        "noise_true": reference["noise_waveform"][:count],
+    }
+    folder = out / "audio"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(count):
+        for name, waves in tracks.items():
+            path = folder / f"{i:05d}_{name}.wav"
+            if path.exists() and not overwrite:
+                raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+            soundfile.write(str(path), np.clip(waves[i], -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+            written.append(str(path))
+    return written
+
+
+def run(args) -> dict:
+    """Deploys as the parsed flags say; returns the contents of ``deploy.json``."""
+    from tfinverse.tasks.igan_tasks import data_sources, evaluate, evaluation_batches, get_task
+    from tfinverse.utils.cli import prepare_output_dir
+    from tfinverse.utils.results import atomic_write_text, write_table
+
+    task = get_task(args.task, **parse_task_options(args.task_option))
+    for flag in ("num_samples", "batch_size", "grid_rows"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if task.name == "audio_captcha":
+        from tfinverse.tasks.audio import check_sample_rate
+
+        check_sample_rate(args.sample_rate)
+
+    separate, model_description = load_estimator(args, task)
+    reference = evaluation_batches(task, n=args.num_samples, seed=args.seed, data_dir=args.data_dir)
+    out = prepare_output_dir(args.out, args.overwrite)
+
+    y, x_true, z_true = reference["y"], reference["x"], reference["component"]
+    z_est, x_est = (a.astype(np.float32) for a in _in_batches(separate, y, args.batch_size))
+    if task.image_size == 0:
+        z_est = (y - x_est).astype(np.float32)  # toy2d's component is source - target, not (M, b)
+
+    extra = {"audio_reference": reference} if task.name == "audio_captcha" else {}
+    rows = evaluate(task, y, x_true, z_true, x_est, z_est, sample_rate=args.sample_rate, **extra)
+    table = write_table(out, "metrics", rows, overwrite=args.overwrite)
+
+    files = {}
+    if task.image_size == 0:
+        from tfinverse.tasks.igan_tasks import plot_toy_mapping
+
+        files["figure"] = plot_toy_mapping(y, x_true, x_est, out / "toy2d.png", title=f"igan {task.name}")
+    else:
+        arrays = {"y": y, "x": x_true, "component": z_true, "x_est": x_est, "component_est": z_est}
+        files["grids"] = write_grids(out, task, arrays, args.grid_rows, args.max_grids, args.overwrite)
+    if task.name == "audio_captcha":
+        files["audio"] = write_audio(out, task, reference, x_est, z_est, args.max_audio_files, args.overwrite)
+
+    report = {
+        "task": task.name,
+        "task_options": dict(task.options),
+        "model": model_description,
+        "num_samples": int(len(y)),
+        "seed": args.seed,
+        "data_sources": data_sources(task, args.data_dir),
+        "files": files,
+        "metrics_table": str(out / "metrics.md"),
+    }
+    atomic_write_text(out / "deploy.json", json.dumps(report, indent=2, default=str) + "\n", overwrite=args.overwrite)
+    print(table, flush=True)
+    return report
+
+
+def main(argv=None) -> int:
+    from tfinverse.data import DatasetUnavailableError
+    from tfinverse.utils.cli import parse_common_args
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_common_args(build_parser(), argv)
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, DatasetUnavailableError) as error:
+        raise SystemExit(f"error: {error}") from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

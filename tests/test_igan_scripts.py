@@ -1,0 +1,177 @@
+"""End-to-end runs of scripts/train_igan.py and scripts/deploy_igan.py on offline tasks."""
+
+import csv
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfinverse.tasks.igan_tasks import evaluation_batches, get_task
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_script", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def train():
+    return load_script("train_igan")
+
+
+@pytest.fixture(scope="module")
+def deploy():
+    return load_script("deploy_igan")
+
+
+@pytest.fixture(scope="module")
+def toy_run(train, tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy") / "run"
+    train.main(["--task", "toy2d", "--max-iters", "3", "--batch-size", "16", "--sample-every", "2", "--out", str(out)])
+    return out
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def saved_model_outputs(path, y):
+    outputs = tf.saved_model.load(str(path)).signatures["serving_default"](y=tf.constant(y))
+    return outputs["component"].numpy(), outputs["clean"].numpy()
+
+
+def test_toy2d_train_then_deploy(train, deploy, toy_run, tmp_path):
+    report = json.loads((toy_run / "run.json").read_text())
+    assert report["final_step"] == 3 and report["settings"]["gan_model"] == "vanilla"
+    assert report["settings"]["dual_mapping"] is True and report["settings"]["paired_loss"] is False
+    assert (toy_run / "checkpoints" / "ckpt-3.index").is_file()
+    assert (toy_run / "samples" / "000002.png").is_file()
+    assert (toy_run / "estimator" / "saved_model.pb").is_file()
+
+    out = tmp_path / "deploy"
+    deploy.main(["--task", "toy2d", "--checkpoint", str(toy_run / "checkpoints"), "--num-samples", "8",
+                 "--out", str(out)])
+    rows = read_csv(out / "metrics.csv")
+    assert {r["method"] for r in rows} == {"igan", "observation"}
+    # independent check: the exported estimator on the same held-out points
+    test = evaluation_batches(get_task("toy2d"), n=8, seed=0)
+    _, mapped = saved_model_outputs(toy_run / "estimator", test["y"])
+    igan_row = next(r for r in rows if r["method"] == "igan")
+    assert float(igan_row["mse"]) == pytest.approx(np.mean((mapped - test["x"]) ** 2), rel=1e-4)
+    assert (out / "toy2d.png").is_file()
+
+
+def test_resume_continues_the_step_count(train, toy_run, tmp_path):
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(toy_run, run)
+    with pytest.raises(SystemExit, match="differ"):
+        train.main(["--task", "toy2d", "--gan-model", "ls", "--batch-size", "16", "--out", str(run), "--resume"])
+    train.main(["--task", "toy2d", "--max-iters", "4", "--batch-size", "16", "--sample-every", "2",
+                "--out", str(run), "--resume"])
+    report = json.loads((run / "run.json").read_text())
+    assert report["start_step"] == 3 and report["final_step"] == 4
+    assert (run / "checkpoints" / "ckpt-4.index").is_file()
+    with pytest.raises(SystemExit, match="--resume"):
+        train.main(["--task", "toy2d", "--max-iters", "4", "--out", str(run)])
+
+
+def test_denoising_train_then_deploy(train, deploy, tmp_path):
+    run = tmp_path / "run"
+    train.main(["--task", "denoising", "--max-iters", "3", "--batch-size", "2", "--sample-every", "2",
+                "--checkpoint-every", "2", "--out", str(run)])
+    assert (run / "samples" / "000002.png").is_file()
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-2.index", "ckpt-3.index"]
+    assert json.loads((run / "checkpoints" / "igan.json").read_text())["name"] == "denoising"
+
+    out = tmp_path / "deploy"
+    deploy.main(["--task", "denoising", "--saved-model", str(run / "estimator"), "--num-samples", "8",
+                 "--grid-rows", "4", "--out", str(out)])
+    assert sorted(p.name for p in (out / "grids").iterdir()) == ["grid_000.png", "grid_001.png"]
+    rows = read_csv(out / "metrics.csv")
+    assert {(r["method"], r["target"]) for r in rows} == {
+        ("igan", "clean"), ("igan", "component"), ("observation", "clean"), ("observation", "component")}
+    # independent PSNRs from numpy: estimate and the do-nothing baseline
+    test = evaluation_batches(get_task("denoising"), n=8, seed=0)
+    _, clean = saved_model_outputs(run / "estimator", test["y"])
+
+    def mean_psnr(a, b):
+        mse = np.mean((a.astype(np.float64) - b) ** 2, axis=(1, 2, 3))
+        return float(np.mean(10 * np.log10(1.0 / mse)))
+
+    igan_clean = next(r for r in rows if r["method"] == "igan" and r["target"] == "clean")
+    baseline = next(r for r in rows if r["method"] == "observation" and r["target"] == "clean")
+    assert float(igan_clean["psnr"]) == pytest.approx(mean_psnr(clean, test["x"]), abs=1e-3)
+    assert float(baseline["psnr"]) == pytest.approx(mean_psnr(test["y"], test["x"]), abs=1e-3)
+    assert float(baseline["psnr"]) < 0.5  # N(0, 1) noise: input PSNR about 0 dB
+    assert (out / "metrics.md").read_text().startswith("| task")
+
+    # the checkpoint restores into the same estimator as the SavedModel
+    args = deploy.build_parser().parse_args(["--task", "denoising", "--checkpoint", str(run / "checkpoints" / "ckpt-3")])
+    separate, description = deploy.load_estimator(args, get_task("denoising"))
+    z_ckpt, clean_ckpt = separate(test["y"][:2])
+    np.testing.assert_allclose(clean_ckpt, clean[:2], atol=1e-5)
+    assert description.endswith("ckpt-3")
+    # a checkpoint of another task is refused
+    with pytest.raises(SystemExit, match="does not match task"):
+        deploy.main(["--task", "unmixing_mnist_mnist", "--checkpoint", str(run / "checkpoints"),
+                     "--num-samples", "2", "--out", str(tmp_path / "wrong")])
+
+
+def test_clear_errors(train, deploy, toy_run, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--task", "colorization", "--out", str(tmp_path / "a")])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no folder"):
+        train.main(["--task", "derain", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()
+    with pytest.raises(SystemExit, match="8000"):
+        deploy.main(["--task", "audio_captcha", "--sample-rate", "16000", "--checkpoint", str(toy_run / "checkpoints"),
+                     "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="does not match task denoising"):
+        deploy.main(["--task", "denoising", "--checkpoint", str(toy_run / "checkpoints"), "--out", str(tmp_path / "d")])
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        deploy.main(["--task", "toy2d", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "e")])
+    with pytest.raises(SystemExit, match="--overwrite"):
+        train.main(["--task", "toy2d", "--max-iters", "1", "--out", str(toy_run)])
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        train.main(["--task", "denoising", "--task-option", "noise_std", "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit, match="no option"):
+        train.main(["--task", "denoising", "--task-option", "variant=banana", "--out", str(tmp_path / "g")])
+
+
+def test_audio_outputs_are_8khz_wavs_of_the_right_tracks(deploy, tmp_path):
+    import soundfile
+
+    from tfinverse.tasks.audio import istft_with_phase
+
+    task = get_task("audio_captcha")
+    reference = evaluation_batches(task, n=1, seed=3)
+    # stand-in estimates: speech = the true speech image, noise = half the noise image
+    x_est, z_est = reference["x"], 0.5 * reference["component"]
+    files = deploy.write_audio(tmp_path, task, reference, x_est, z_est, count=5, overwrite=False)
+    assert len(files) == 5  # one clip, five tracks
+    step = 1.0 / 32768  # 16-bit PCM
+    mixture, rate = soundfile.read(tmp_path / "audio" / "00000_mixture.wav")
+    assert rate == 8000 and mixture.shape == (reference["mixture_waveform"].shape[1],)
+    np.testing.assert_allclose(mixture, reference["mixture_waveform"][0], atol=step)
+    speech, _ = soundfile.read(tmp_path / "audio" / "00000_speech_est.wav")
+    expected = istft_with_phase(x_est, reference["phase"], length=mixture.shape[0])[0]
+    np.testing.assert_allclose(speech, np.clip(expected, -1, 1), atol=step)
+    noise, _ = soundfile.read(tmp_path / "audio" / "00000_noise_est.wav")
+    expected = istft_with_phase(z_est, reference["phase"], length=mixture.shape[0])[0]
+    np.testing.assert_allclose(noise, np.clip(expected, -1, 1), atol=step)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        deploy.write_audio(tmp_path, task, reference, x_est, z_est, count=1, overwrite=False)

@@ -1,0 +1,352 @@
+"""igan training: losses against closed forms, the dual mapping and paired loss on hand-made
+networks, one update per GAN model, the mm schedule, checkpoints and resumption."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfinverse.models import igan as models
+from tfinverse.training import igan as training
+from tfinverse.training.checkpointing import TrainingCheckpoint
+
+SIZE = 4  # hand-made networks work on 4x4x1 images
+
+
+def softplus(v):
+    return np.log1p(np.exp(-np.abs(v))) + np.maximum(v, 0)
+
+
+def ce(logits, label):
+    """Mean sigmoid cross-entropy in numpy: label 1 -> softplus(-l), label 0 -> softplus(l)."""
+    logits = np.asarray(logits, np.float64)
+    return float(np.mean(softplus(-logits) if label == 1 else softplus(logits)))
+
+
+# ----------------------------------------------------------------------------- hand-made networks
+def scaling_estimator(factor=0.25):
+    """Z = factor * Y (a fixed 1x1 conv)."""
+    y = keras.Input((SIZE, SIZE, 1))
+    z = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer=keras.initializers.Constant(factor))(y)
+    return models.IganEstimator(keras.Model(y, z))
+
+
+def summing_discriminator(weight, name):
+    """D(x) = weight * sum(x)."""
+    x = keras.Input((SIZE, SIZE, 1))
+    flat = keras.layers.Flatten()(x)
+    logit = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(weight))(flat)
+    return keras.Model(x, logit, name=name)
+
+
+def hand_made_batch(seed=0, batch=3):
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
+    component = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
+    y = (x + component - 0.6).astype(np.float32)  # some negative pixels, so the clip matters
+    x2 = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
+    return {"y": y, "x": x, "component": component, "x2": x2}
+
+
+def batch_stream(seed=0, batch=3):
+    def gen():
+        step = 0
+        while True:
+            yield hand_made_batch(seed * 1000 + step, batch)
+            step += 1
+
+    spec = tf.TensorSpec([batch, SIZE, SIZE, 1], tf.float32)
+    return tf.data.Dataset.from_generator(gen, output_signature={k: spec for k in ("y", "x", "component", "x2")})
+
+
+def small_real_igan(gan_model="vanilla", dual_mapping=True, seed=0, channels=1):
+    """The real layouts at 16x16 with narrow layers (fast)."""
+    estimator = models.IganEstimator(
+        models.build_igan_estimator(16, channels, add_input_mean=True, extra_convs=True, filters=8, seed=seed)
+    )
+    d1 = models.build_igan_discriminator(16, channels, filters=(4, 8, 8, 8), seed=seed + 1, name="d1")
+    d2 = models.build_igan_discriminator(16, channels, filters=(4, 8, 8, 8), seed=seed + 2, name="d2")
+    model = training.IGAN(estimator, d1, d2 if dual_mapping else None, dual_mapping=dual_mapping)
+    model.compile(gan_model=gan_model)
+    return model
+
+
+def real_batch(seed=0, batch=2, channels=1):
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 16, 16, channels)).astype(np.float32)
+    component = rng.random((batch, 16, 16, channels)).astype(np.float32)
+    return {"y": x + component, "x": x, "component": component, "x2": rng.random(x.shape).astype(np.float32)}
+
+
+def weights(variables):
+    return [np.array(v.numpy()) for v in variables]
+
+
+# ----------------------------------------------------------------------------- losses
+def test_losses_match_closed_forms():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(8, 1)), rng.normal(size=(8, 1))
+    assert float(training.discriminator_loss("vanilla", real, fake)) == pytest.approx(ce(real, 1) + ce(fake, 0), rel=1e-5)
+    assert float(training.discriminator_loss("ls", real, fake)) == pytest.approx(
+        0.5 * (np.mean((real - 1) ** 2) + np.mean(fake**2)), rel=1e-5)
+    assert float(training.discriminator_loss("wgan", real, fake)) == pytest.approx(
+        -(real.mean() - fake.mean()), rel=1e-5, abs=1e-6)
+    assert float(training.generator_loss_term("vanilla", fake)) == pytest.approx(ce(fake, 1), rel=1e-5)
+    assert float(training.generator_loss_term("ls", fake)) == pytest.approx(0.5 * np.mean((fake - 1) ** 2), rel=1e-5)
+    assert float(training.generator_loss_term("W_GAN", fake)) == pytest.approx(-fake.mean(), rel=1e-5, abs=1e-6)
+
+
+def test_gan_model_names_and_default_optimizers():
+    assert training.canonical_gan_model("Vanilla_GAN") == "vanilla"
+    assert training.canonical_gan_model("LS_GAN") == "ls"
+    with pytest.raises(ValueError, match="vanilla, ls, wgan"):
+        training.canonical_gan_model("hinge")
+    for gan_model, (g_rate, d_rate) in {"vanilla": (5e-5, 5e-6), "ls": (5e-5, 5e-5), "wgan": (5e-5, 5e-6)}.items():
+        g, d1, d2 = training.igan_optimizers(gan_model)
+        assert float(g.learning_rate) == pytest.approx(g_rate) and float(d1.learning_rate) == pytest.approx(d_rate)
+        assert float(d2.learning_rate) == pytest.approx(d_rate) and d1 is not d2
+        if gan_model == "wgan":
+            assert isinstance(g, training.TF1RMSprop) and g.epsilon == 1e-10 and g.rho == 0.9
+        else:
+            assert isinstance(g, keras.optimizers.Adam) and g.epsilon == 1e-8 and g.beta_1 == 0.9
+    assert training.D_THRESHOLDS == {"vanilla": 0.5, "ls": 0.1, "wgan": -5.0}
+
+
+def test_tf1_rmsprop_starts_its_accumulator_at_one():
+    variable = tf.Variable([1.0, -2.0])
+    gradient = tf.constant([0.5, 3.0])
+    optimizer = training.TF1RMSprop(0.1, rho=0.9, epsilon=1e-10)
+    optimizer.apply([gradient], [variable])
+    ms = 0.9 * 1.0 + 0.1 * gradient.numpy() ** 2  # TF1: ms starts at one
+    expected = np.array([1.0, -2.0]) - 0.1 * gradient.numpy() / np.sqrt(ms + 1e-10)
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6)
+    keras_variable = tf.Variable([1.0, -2.0])
+    keras.optimizers.RMSprop(0.1, rho=0.9, epsilon=1e-10).apply([gradient], [keras_variable])
+    assert not np.allclose(keras_variable.numpy(), expected)
+
+
+def test_paired_loss_on_a_hand_made_example():
+    x_gen = np.array([[0.5, 1.0], [0.0, 0.25]], np.float32)
+    x1 = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)
+    y = np.array([[1.0, 1.5], [0.5, 0.5]], np.float32)  # y - x1 = [[1, .5], [0, .25]]
+    assert float(training.paired_loss(x_gen, x1, y)) == pytest.approx(1000 * (0.5 + 0 + 0.5 + 0) / 4)
+    # other assignment: |x_gen - (y - x1)| = [.5, .5, 0, 0] -> also 250; make it smaller:
+    x_gen2 = np.array([[1.0, 0.5], [0.0, 0.25]], np.float32)
+    direct = 1000 * np.mean(np.abs(x_gen2 - x1))  # 1000 * (1 + .5 + .5 + 0) / 4 = 500
+    swapped = 1000 * np.mean(np.abs(x_gen2 - (y - x1)))  # 0
+    assert float(training.paired_loss(x_gen2, x1, y)) == pytest.approx(direct)
+    assert float(training.paired_loss(x_gen2, x1, y, min_over_permutations=True)) == pytest.approx(min(direct, swapped))
+    assert swapped == 0 and direct == 500
+
+
+# ----------------------------------------------------------------------------- the game on hand-made networks
+@pytest.mark.parametrize("paired", [False, True])
+def test_generator_step_computes_the_original_losses(paired):
+    batch = hand_made_batch(1)
+    model = training.IGAN(
+        scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"),
+        paired=paired, paired_loss_min_over_permutations=True,
+    )
+    model.compile(gan_model="ls")
+    y, x, x2 = batch["y"], batch["x"], batch["x2"]
+    z = 0.25 * y
+    x_gen = np.maximum(y - z, 0)  # X_gen = clip(Y - Z, 0, inf)
+    x_dual = x2 if paired else np.roll(x2, 1, axis=0)  # unpaired: another clean sample per row
+    y_gen = x_dual + z  # random dual mapping
+    d1_fake = 0.1 * x_gen.sum(axis=(1, 2, 3))
+    d2_fake = -0.05 * y_gen.sum(axis=(1, 2, 3))
+    adversarial = 0.5 * np.mean((d1_fake - 1) ** 2) + 0.5 * np.mean((d2_fake - 1) ** 2)
+    supervised = 0.0
+    if paired:
+        supervised = min(1000 * np.mean(np.abs(x_gen - x)), 1000 * np.mean(np.abs(x_gen - (y - x))))
+    logs = model.generator_step(batch)  # losses are evaluated before the update
+    assert float(logs["g_adversarial"]) == pytest.approx(adversarial, rel=1e-5)
+    assert float(logs["paired_loss"]) == pytest.approx(supervised, rel=1e-5)
+    assert float(logs["g_loss"]) == pytest.approx(adversarial + supervised, rel=1e-5)
+    np.testing.assert_allclose(logs["x_gen"].numpy(), x_gen, atol=1e-6)
+    assert float(logs["clean_mae"]) == pytest.approx(np.mean(np.abs(x_gen - x)), rel=1e-5)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_discriminator_round_compares_the_right_samples(paired):
+    batch = hand_made_batch(2)
+    model = training.IGAN(
+        scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"), paired=paired
+    )
+    model.compile(gan_model="wgan")
+    y, x, x2 = batch["y"], batch["x"], batch["x2"]
+    z = 0.25 * y
+    x1 = x if paired else x2  # D1's real batch never pairs with y in unpaired training
+    x_dual = x2 if paired else np.roll(x2, 1, axis=0)
+    d1 = -(np.mean(0.1 * x1.sum((1, 2, 3))) - np.mean(0.1 * np.maximum(y - z, 0).sum((1, 2, 3))))
+    d2 = -(np.mean(-0.05 * y.sum((1, 2, 3))) - np.mean(-0.05 * (x_dual + z).sum((1, 2, 3))))
+    logs = model.discriminator_round(batch)
+    assert float(logs["d1_loss"]) == pytest.approx(d1, rel=1e-5, abs=1e-6)
+    assert float(logs["d2_loss"]) == pytest.approx(d2, rel=1e-5, abs=1e-6)
+    # WGAN clips every discriminator weight to [-0.01, 0.01] after its update
+    for d in (model.d1, model.d2):
+        assert max(float(np.abs(v.numpy()).max()) for v in d.trainable_variables) <= 0.01 + 1e-7
+
+
+def test_without_dual_mapping_the_generator_ignores_d2():
+    batch = hand_made_batch(3)
+    model = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), None, dual_mapping=False)
+    model.compile(gan_model="vanilla")
+    x_gen = np.maximum(batch["y"] * 0.75, 0)
+    logs = model.generator_step(batch)
+    assert float(logs["g_loss"]) == pytest.approx(ce(0.1 * x_gen.sum((1, 2, 3)), 1), rel=1e-5)
+    assert float(model.discriminator_round(batch)["d2_loss"]) == 0.0
+
+
+# ----------------------------------------------------------------------------- one update per GAN model
+@pytest.mark.parametrize("gan_model", ["vanilla", "ls", "wgan"])
+def test_one_update_per_gan_model_changes_the_right_weights(gan_model):
+    model = small_real_igan(gan_model)
+    batch = real_batch(0)
+    g0 = weights(model.estimator_network.trainable_variables)
+    d10, d20 = weights(model.d1.trainable_variables), weights(model.d2.trainable_variables)
+    round_logs = model.discriminator_round(batch)
+    assert np.isfinite(float(round_logs["d1_loss"])) and np.isfinite(float(round_logs["d2_loss"]))
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(g0, model.estimator_network.trainable_variables))
+    for before, d in ((d10, model.d1), (d20, model.d2)):
+        changed = [not np.array_equal(a, b.numpy()) for a, b in zip(before, d.trainable_variables)]
+        assert sum(changed) >= len(changed) // 2
+    d11 = weights(model.d1.trainable_variables)
+    logs = model.generator_step(real_batch(1))
+    assert np.isfinite(float(logs["g_loss"]))
+    changed = [not np.array_equal(a, b.numpy()) for a, b in zip(g0, model.estimator_network.trainable_variables)]
+    assert sum(changed) >= len(changed) // 2
+    assert all(np.array_equal(a, b.numpy()) for a, b in zip(d11, model.d1.trainable_variables))
+    assert model.schedule_state()["generator_steps"] == 1
+    if gan_model == "wgan":
+        assert max(float(np.abs(v.numpy()).max()) for v in model.d1.trainable_variables) <= 0.01 + 1e-7
+
+
+def test_batches_are_checked():
+    model = small_real_igan()
+    batch = real_batch(0)
+    with pytest.raises(ValueError, match="x2"):
+        model.generator_step({"y": batch["y"], "x": batch["x"]})
+    with pytest.raises(ValueError, match=r"\[batch, 16, 16, 1\]"):
+        model.generator_step({**batch, "y": np.zeros((2, 8, 8, 1), np.float32)})
+    with pytest.raises(ValueError, match="d2"):
+        training.IGAN(model.estimator, model.d1, None, dual_mapping=True)
+    with pytest.raises(ValueError, match="shape"):
+        training.IGAN(model.estimator, models.build_igan_discriminator(32, 1), model.d2)
+    with pytest.raises(RuntimeError, match="compile"):
+        training.IGAN(model.estimator, model.d1, model.d2).generator_step(batch)
+
+
+# ----------------------------------------------------------------------------- mm schedule
+def test_mm_rule():
+    rule = training.next_generator_steps
+    assert rule(1, [0.4, 0.9], 0.5) == 6  # D1 below the threshold
+    assert rule(6, [0.9, 0.3], 0.5) == 11  # D2 below: mm keeps growing
+    assert rule(11, [0.9, 0.6], 0.5) == 1  # neither: back to 1
+    assert rule(1, [-6.0], -5) == 6
+    tensor = rule(tf.constant(6, tf.int64), [tf.constant(0.9), tf.constant(0.05)], 0.1)
+    assert int(tensor) == 11
+
+
+@pytest.mark.parametrize("threshold, rounds, mm, remaining", [(np.inf, 2, 11, 10), (-np.inf, 7, 1, 0)])
+def test_schedule_counts_generator_steps(threshold, rounds, mm, remaining):
+    # always winning: rounds at generator steps 0 (mm 6) and 6 (mm 11); never: one per step.
+    model = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
+    model.compile(gan_model="ls", d_threshold=threshold)
+    summary = training.train_igan(model, batch_stream(0), 7, show_progress=False)
+    assert summary.final_step == 7 and summary.discriminator_rounds == rounds
+    assert model.schedule_state() == {
+        "generator_steps": 7, "discriminator_rounds": rounds, "mm": mm, "remaining_generator_steps": remaining}
+    # keras-style train_step (one generator step per call) follows the same schedule
+    twin = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
+    twin.compile(gan_model="ls", d_threshold=threshold)
+    for step in range(7):
+        logs = twin.train_step(hand_made_batch(step))
+    assert int(logs["generator_steps"]) == 7 and twin.schedule_state() == model.schedule_state()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_checkpoint_restores_networks_optimizers_and_schedule(tmp_path):
+    model = small_real_igan("ls", seed=0)
+    model.discriminator_round(real_batch(0))
+    model.generator_step(real_batch(1))
+    model.mm.assign(11)
+    model.remaining_generator_steps.assign(4)
+    TrainingCheckpoint(tmp_path, model.checkpoint_items()).save(1)
+
+    fresh = small_real_igan("ls", seed=5)
+    restored = TrainingCheckpoint(tmp_path, fresh.checkpoint_items()).restore_latest()
+    assert restored.endswith("ckpt-1")
+    assert fresh.schedule_state() == model.schedule_state()
+    for a, b in ((model.estimator_network, fresh.estimator_network), (model.d1, fresh.d1), (model.d2, fresh.d2)):
+        for u, v in zip(a.variables, b.variables):  # includes batch-norm moving statistics
+            np.testing.assert_array_equal(u.numpy(), v.numpy())
+    for a, b in ((model.g_optimizer, fresh.g_optimizer), (model.d2_optimizer, fresh.d2_optimizer)):
+        for u, v in zip(a.variables, b.variables):
+            np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    # the same next step on the same batch gives the same weights
+    model.generator_step(real_batch(2))
+    fresh.generator_step(real_batch(2))
+    for u, v in zip(model.estimator_network.trainable_variables, fresh.estimator_network.trainable_variables):
+        np.testing.assert_allclose(u.numpy(), v.numpy(), rtol=1e-5, atol=1e-6)
+
+    other = small_real_igan("ls", channels=3)
+    with pytest.raises((AssertionError, ValueError)):
+        TrainingCheckpoint(tmp_path, other.checkpoint_items()).restore_latest()
+
+
+def test_train_igan_resumes_where_it_stopped(tmp_path):
+    model = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
+    model.compile(gan_model="ls", d_threshold=np.inf)
+    first = training.train_igan(
+        model, batch_stream(0), 3, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2,
+        sample_dir=tmp_path / "samples", sample_every=2, log_dir=tmp_path / "logs", show_progress=False,
+    )
+    assert [os.path.basename(p) for p in first.checkpoints] == ["ckpt-2", "ckpt-3"]
+    assert os.path.isfile(first.sample_files[0])
+    tags = {
+        value.tag
+        for event_file in (tmp_path / "logs").iterdir()
+        for event in tf.compat.v1.train.summary_iterator(str(event_file))
+        for value in event.summary.value
+    }
+    assert {"loss/d1", "loss/d2", "loss/g", "schedule/mm", "samples"} <= tags
+    state = model.schedule_state()
+    assert state == {"generator_steps": 3, "discriminator_rounds": 1, "mm": 6, "remaining_generator_steps": 3}
+
+    resumed = training.IGAN(scaling_estimator(0.5), summing_discriminator(0.3, "d1"), summing_discriminator(0.2, "d2"))
+    resumed.compile(gan_model="ls", d_threshold=np.inf)
+    second = training.train_igan(resumed, batch_stream(1), 5, checkpoint_dir=tmp_path / "ckpt", resume=True,
+                                 show_progress=False)
+    assert second.start_step == 3 and second.final_step == 5
+    assert second.discriminator_rounds == 0  # 3 generator steps were left in the round
+    assert resumed.schedule_state()["remaining_generator_steps"] == 1
+    with pytest.raises(ValueError, match="no checkpoint"):
+        training.train_igan(resumed, batch_stream(0), 5, checkpoint_dir=tmp_path / "empty", resume=True)
+
+
+def test_export_of_the_trained_estimator(tmp_path):
+    model = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
+    model.compile(gan_model="vanilla")
+    model.discriminator_round(hand_made_batch(0))
+    model.generator_step(hand_made_batch(1))
+    path = model.export(tmp_path / "estimator", task="unit")
+    loaded = tf.saved_model.load(path).signatures["serving_default"]
+    y = hand_made_batch(3)["y"]
+    outputs = loaded(y=tf.constant(y))
+    z, x = model.separate(y)
+    np.testing.assert_allclose(outputs["component"].numpy(), z, atol=1e-5)
+    np.testing.assert_allclose(outputs["clean"].numpy(), np.maximum(y - z, 0), atol=1e-5)
+    assert models.read_igan_metadata(path)["generator_steps"] == 1
+
+
+def test_display_images_stretches_only_out_of_range_images():
+    inside = np.full((4, 4, 1), 0.3, np.float32)
+    outside = np.linspace(-1.0, 3.0, 16, dtype=np.float32).reshape(4, 4, 1)
+    shown = training.display_images(np.stack([inside, outside]))
+    np.testing.assert_array_equal(shown[0], inside)
+    np.testing.assert_allclose(shown[1], (outside + 1.0) / 4.0, atol=1e-6)

@@ -1,0 +1,466 @@
+"""What the three training scripts share: their flags and one complete, resumable run.
+
+A script adds its model's flags, then::
+
+    parser = argparse.ArgumentParser(...)
+    add_training_flags(parser, defaults=TrainingDefaults(batch_size=64, image_size=64, ...))
+    args = parse_training_args(parser, argv)
+    run_training(args, TrainingSpec(name="dcgan", validate=..., build_trainer=..., ...))
+
+:func:`run_training` applies the output policy, checks a resumed run's settings, sets the
+seed and the dtype policy, builds the strategy, the data stream and the trainer (inside the
+strategy scope), restores the last checkpoint with ``--resume``, runs
+:func:`tfinverse.training.loop.train`, exports the generator to ``<out>/generator``
+(:func:`tfinverse.hub.export_generator`) and writes ``<out>/samples.png`` and
+``<out>/run.json`` (flags, steps, wall time, final losses, ms per step). Impossible
+requests raise :class:`TrainingSetupError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfinverse.training.batch_stream import EpochBatchStream, epoch_seed
+from tfinverse.training.checkpointing import (
+    OutputFolderError,
+    TrainingCheckpoint,
+    check_resume_config,
+    checkpoint_dir,
+    prepare_training_output,
+    read_run_config,
+    write_run_config,
+)
+from tfinverse.training.gan_trainer import GANTrainer
+from tfinverse.training.loop import save_sample_grid, train
+from tfinverse.utils.cli import add_common_flags, parse_common_args, set_global_seed, summary_writer
+from tfinverse.utils.results import atomic_write_text
+
+__all__ = [
+    "STRATEGIES",
+    "RESUMABLE_SETTINGS",
+    "PER_INVOCATION_SETTINGS",
+    "TrainingSetupError",
+    "TrainingDefaults",
+    "TrainingSpec",
+    "add_training_flags",
+    "parse_training_args",
+    "make_strategy",
+    "describe_source",
+    "dataset_factory",
+    "run_training",
+]
+
+STRATEGIES = ("default", "mirrored")
+
+# Settings a resumed run may change; every other one must match the checkpointed run.
+RESUMABLE_SETTINGS = (
+    "steps",
+    "out",
+    "log_dir",
+    "data_dir",
+    "resume",
+    "overwrite",
+    "checkpoint_every",
+    "sample_every",
+    "log_every",
+    "keep_checkpoints",
+    "jit_compile",
+    "strategy",
+    "progress",
+    "download",
+)
+
+# Settings that belong to one invocation and are never taken over from a resumed run.
+PER_INVOCATION_SETTINGS = ("out", "log_dir", "resume", "overwrite")
+
+
+class TrainingSetupError(ValueError):
+    """A training request that cannot be run (bad sizes, unavailable data, output folder)."""
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """A script's defaults for the shared flags (the original's values where published)."""
+
+    batch_size: int
+    image_size: int
+    channels: int
+    learning_rate: float
+    steps: Optional[int]
+    out: str
+    dataset: str = "mnist5k"
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    num_samples: int = 64
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """How a script builds its trainer.
+
+    Attributes:
+      name: short model name (``"dcgan"``), used in messages and metadata.
+      validate: ``args -> None``; raises :class:`TrainingSetupError` for impossible settings
+        (called before anything is written).
+      build_trainer: ``args -> GANTrainer``, compiled; called inside the strategy scope.
+      default_steps: ``(args, batches_per_epoch) -> steps`` used when ``--steps`` is not
+        given (``batches_per_epoch`` is None when the dataset size is unknown).
+    """
+
+    name: str
+    validate: Callable[[argparse.Namespace], None]
+    build_trainer: Callable[[argparse.Namespace], GANTrainer]
+    default_steps: Callable[[argparse.Namespace, Optional[int]], int]
+
+
+def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingDefaults) -> argparse.ArgumentParser:
+    """Adds the data, schedule, output, checkpoint and hardware flags every training script has.
+
+    Args:
+      parser: the script's parser.
+      defaults: the script's defaults.
+
+    Returns:
+      ``parser``.
+    """
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=defaults.dataset, help="registered dataset (tfinverse.data.available()); offline: mnist5k, ...")
+    data.add_argument("--image-size", type=int, default=defaults.image_size, help="training resolution; other image sizes are resized by the data layer")
+    data.add_argument("--channels", type=int, default=defaults.channels, choices=(1, 3), help="1 (grey) or 3 (RGB); the data layer converts")
+    data.add_argument("--download", action="store_true", help="let tensorflow-datasets download a missing copy")
+
+    schedule = parser.add_argument_group("schedule")
+    schedule.add_argument("--steps", type=int, default=defaults.steps, help="training steps (iterations) to reach in total; a resumed run continues up to it")
+    schedule.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch size (split over replicas)")
+    schedule.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate of both networks")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--sample-every", type=int, default=defaults.sample_every, help="save a sample grid every N steps (0: only at the end)")
+    output.add_argument("--num-samples", type=int, default=defaults.num_samples, help="size of the fixed latent batch of the sample grids")
+    output.add_argument("--log-every", type=int, default=defaults.log_every, help="write TensorBoard scalars every N steps")
+    output.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="save a checkpoint every N steps (0: only at the end)")
+    output.add_argument("--keep-checkpoints", type=int, default=3, help="how many checkpoints to keep")
+    output.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    output.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument("--strategy", default="default", choices=STRATEGIES, help="'mirrored': data-parallel over all GPUs (or all logical CPUs)")
+    hardware.add_argument("--jit-compile", action="store_true", help="compile the training step with XLA")
+    hardware.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy with dynamic loss scaling")
+    add_common_flags(parser, out_default=defaults.out)
+    return parser
+
+
+def parse_training_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parses a training script's flags; with ``--resume`` the run's stored settings are the defaults.
+
+    So ``--out runs/x --resume`` finishes a killed run with its own settings and
+    ``--out runs/x --resume --steps 2000`` extends it; a flag given explicitly still wins
+    (and :func:`run_training` refuses it if it would change the model, data or optimisation).
+
+    Args:
+      parser: a parser with :func:`add_training_flags`.
+      argv: the arguments (default ``sys.argv[1:]``).
+
+    Returns:
+      The parsed namespace (``log_dir`` and ``data_dir`` filled in as by
+      :func:`tfinverse.utils.cli.parse_common_args`).
+    """
+    args = parse_common_args(parser, argv)
+    if not args.resume:
+        return args
+    stored = read_run_config(args.out)
+    if not stored:
+        return args
+    known = {action.dest for action in parser._actions}
+    parser.set_defaults(
+        **{key: value for key, value in stored.items() if key in known and key not in PER_INVOCATION_SETTINGS}
+    )
+    return parse_common_args(parser, argv)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The distribution strategy of ``--strategy``.
+
+    Args:
+      name: ``"default"`` (no distribution) or ``"mirrored"`` (all GPUs, or every logical CPU
+        device when there is no GPU).
+
+    Returns:
+      The strategy.
+
+    Raises:
+      TrainingSetupError: for an unknown name.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    raise TrainingSetupError(f"--strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def _source_options(args) -> Dict[str, Any]:
+    options = {}
+    if getattr(args, "data_dir", None):
+        options["data_dir"] = args.data_dir
+    if getattr(args, "download", False):
+        options["download"] = True
+    return options
+
+
+def describe_source(args) -> Dict[str, Any]:
+    """The dataset's own image shape and whether the data layer resizes it.
+
+    Args:
+      args: parsed flags (``dataset``, ``image_size``, ``channels``, ``data_dir``).
+
+    Returns:
+      ``{"dataset", "source_shape", "training_shape", "resized", "message"}``.
+
+    Raises:
+      TrainingSetupError: for an unknown or unavailable dataset.
+    """
+    from tfinverse import data
+
+    try:
+        single = data.load(args.dataset, split="train", batch_size=None, shuffle=False, **_source_options(args))
+        first = next(iter(single.take(1)))
+    except (KeyError, FileNotFoundError, TypeError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        raise TrainingSetupError(f"--dataset {args.dataset}: {message}") from None
+    if isinstance(first, (tuple, list)):
+        raise TrainingSetupError(f"--dataset {args.dataset} yields pairs; GAN training needs a dataset of single images")
+    source_shape = [int(d) for d in first.shape]
+    training_shape = [int(args.image_size), int(args.image_size), int(args.channels)]
+    resized = source_shape != training_shape
+    if resized:
+        message = (
+            f"{args.dataset} images are {source_shape[0]}x{source_shape[1]}x{source_shape[2]}; the data "
+            f"layer resizes them to {training_shape[0]}x{training_shape[1]}x{training_shape[2]} "
+            f"({data.info(args.dataset).interpolation} interpolation)"
+        )
+    else:
+        message = f"{args.dataset} images are {source_shape[0]}x{source_shape[1]}x{source_shape[2]}, as trained"
+    return {
+        "dataset": args.dataset,
+        "source_shape": source_shape,
+        "training_shape": training_shape,
+        "resized": resized,
+        "message": message,
+    }
+
+
+def dataset_factory(args) -> Callable[[int], tf.data.Dataset]:
+    """The run's ``epoch -> dataset`` of training batches (see :class:`EpochBatchStream`).
+
+    Each epoch is the ``train`` split of ``--dataset`` at ``--image-size`` and
+    ``--channels``, shuffled with :func:`epoch_seed` of ``--seed``, in global batches of
+    ``--batch-size`` (the last incomplete batch dropped, so every step has the same shape).
+
+    Args:
+      args: parsed flags.
+
+    Returns:
+      The factory.
+    """
+    from tfinverse import data
+
+    options = _source_options(args)
+
+    def make_dataset(epoch: int) -> tf.data.Dataset:
+        return data.load(
+            args.dataset,
+            split="train",
+            image_size=args.image_size,
+            channels=args.channels,
+            batch_size=args.batch_size,
+            shuffle=True,
+            seed=epoch_seed(args.seed, epoch),
+            drop_remainder=True,
+            **options,
+        )
+
+    return make_dataset
+
+
+def _check_common(args) -> None:
+    for flag in ("batch_size", "image_size", "num_samples", "keep_checkpoints", "log_every"):
+        if getattr(args, flag) < 1:
+            raise TrainingSetupError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    for flag in ("sample_every", "checkpoint_every"):
+        if getattr(args, flag) < 0:
+            raise TrainingSetupError(f"--{flag.replace('_', '-')} must be >= 0 (0: only at the end), got {getattr(args, flag)}")
+    if args.steps is not None and args.steps < 0:
+        raise TrainingSetupError(f"--steps must be >= 0, got {args.steps}")
+    if not args.lr > 0:
+        raise TrainingSetupError(f"--lr must be positive, got {args.lr}")
+
+
+def _settings(args) -> Dict[str, Any]:
+    return {key: value for key, value in sorted(vars(args).items()) if isinstance(value, (str, int, float, bool, type(None)))}
+
+
+def _write_json(path: Path, payload: Dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n", overwrite=True)
+
+
+def _finite_or_text(value: float):
+    return value if math.isfinite(value) else str(value)
+
+
+def run_training(args: argparse.Namespace, spec: TrainingSpec, argv=None) -> Dict[str, Any]:
+    """Runs one complete training run as described in the module docstring.
+
+    Args:
+      args: flags parsed by :func:`tfinverse.utils.cli.parse_common_args` from a parser with
+        :func:`add_training_flags` and the script's own flags.
+      spec: how to validate the flags and build the trainer.
+      argv: the command line, recorded in ``run.json`` and in the exported generator.
+
+    Returns:
+      The contents of ``run.json``.
+
+    Raises:
+      TrainingSetupError: for impossible settings, an unusable output folder, settings that
+        differ from the resumed run, or unavailable data.
+    """
+    run_started = time.perf_counter()
+    _check_common(args)
+    spec.validate(args)
+    strategy = make_strategy(args.strategy)
+    replicas = int(strategy.num_replicas_in_sync)
+    if args.jit_compile and replicas > 1 and not tf.config.list_logical_devices("GPU"):
+        raise TrainingSetupError(
+            "--jit-compile with --strategy mirrored needs GPUs: XLA cannot run one step across "
+            "several logical CPU devices; drop one of the two flags"
+        )
+    if args.batch_size % replicas:
+        raise TrainingSetupError(
+            f"--batch-size {args.batch_size} must be divisible by the {replicas} replicas of --strategy {args.strategy}"
+        )
+    source = describe_source(args)
+    try:
+        out_dir = prepare_training_output(args.out, args.resume, args.overwrite)
+        settings = _settings(args)
+        if args.resume:
+            check_resume_config(out_dir, settings, RESUMABLE_SETTINGS)
+    except OutputFolderError as error:
+        raise TrainingSetupError(str(error)) from None
+    print(source["message"], flush=True)
+
+    from tfinverse import hub
+
+    previous_policy = keras.mixed_precision.global_policy()
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        set_global_seed(args.seed)
+
+        with strategy.scope():
+            trainer = spec.build_trainer(args)
+        batches = EpochBatchStream(dataset_factory(args), strategy if args.strategy != "default" else None)
+        checkpoint = TrainingCheckpoint(
+            checkpoint_dir(out_dir),
+            {**trainer.checkpoint_items(), **batches.checkpoint_items()},
+            max_to_keep=args.keep_checkpoints,
+        )
+        restored = None
+        if args.resume:
+            try:
+                restored = checkpoint.restore_latest()
+            except AssertionError as error:
+                raise TrainingSetupError(f"--resume: the checkpoint does not match the model: {error}") from None
+            trainer.after_restore()
+            batches.reset_iterator()
+            print(f"resumed from {restored} at step {int(trainer.step.numpy())}", flush=True)
+        else:
+            write_run_config(out_dir, settings)
+
+        steps = args.steps
+        if steps is None:
+            cardinality = int(batches.dataset_for_epoch(0).cardinality())
+            steps = spec.default_steps(args, cardinality if cardinality > 0 else None)
+        if int(trainer.step.numpy()) >= steps:
+            print(f"the run is already at step {int(trainer.step.numpy())} >= --steps {steps}; nothing to train", flush=True)
+
+        fixed_latents = trainer.generator.sample_latent(args.num_samples, np.random.default_rng([args.seed, 0x5A3D]))
+        writer = summary_writer(args.log_dir)
+        summary = train(
+            trainer,
+            batches,
+            steps,
+            global_batch_size=args.batch_size,
+            strategy=strategy,
+            jit_compile=args.jit_compile,
+            writer=writer,
+            checkpoint=checkpoint,
+            checkpoint_every=args.checkpoint_every,
+            sample_every=args.sample_every,
+            sample_dir=out_dir / "samples",
+            fixed_latents=fixed_latents,
+            log_every=args.log_every,
+            show_progress=args.progress or sys.stderr.isatty(),
+            description=spec.name,
+        )
+        writer.close()
+
+        command = list(sys.argv if argv is None else ["scripts/train_" + spec.name + ".py", *argv])
+        exported = hub.export_generator(
+            trainer.generator,
+            str(out_dir / "generator"),
+            overwrite=True,
+            extra_metadata={
+                "model": spec.name,
+                "dataset": args.dataset,
+                "steps": summary.final_step,
+                "seed": args.seed,
+                "command": command,
+            },
+        )
+        save_sample_grid(out_dir / "samples.png", trainer.sample(fixed_latents), overwrite=True)
+        run = {
+            "model": spec.name,
+            "command": command,
+            "flags": _settings(args),
+            "steps": summary.final_step,
+            "start_step": summary.start_step,
+            "resumed_from": restored,
+            "wall_time_seconds": round(summary.wall_time_seconds, 3),
+            "total_wall_time_seconds": round(time.perf_counter() - run_started, 3),
+            "ms_per_step": None if summary.ms_per_step is None else round(summary.ms_per_step, 3),
+            "compiled_step_functions": summary.traces,
+            "final_losses": {name: _finite_or_text(value) for name, value in summary.final_metrics.items()},
+            "final_scalars": {name: _finite_or_text(value) for name, value in trainer.log_scalars().items()},
+            "optimizer_iterations": {
+                "discriminator": int(np.asarray(trainer.d_optimizer.iterations)),
+                "generator": int(np.asarray(trainer.g_optimizer.iterations)),
+            },
+            "replicas": replicas,
+            "per_replica_batch_size": args.batch_size // replicas,
+            "data": {key: source[key] for key in ("dataset", "source_shape", "training_shape", "resized")},
+            "data_position": {"epoch": batches.position[0], "batch_in_epoch": batches.position[1]},
+            "checkpoint": checkpoint.latest,
+            "generator_export": str(out_dir / "generator"),
+            "generator_output_shape": list(exported["resolution"]) + [exported["channels"]],
+            "dtype_policy": keras.mixed_precision.global_policy().name,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        _write_json(out_dir / "run.json", run)
+        return run
+    finally:
+        if args.mixed_precision:
+            keras.mixed_precision.set_global_policy(previous_policy)
