@@ -38,7 +38,7 @@ def main() -> None:
     print("| --- | --- | --- |")
     for label, statement in STATEMENTS.items():
         times = time_statement(statement, args.repeat)
-        print(f"| `{label}` | {statement and statistics.median(times):.2f} | {min(times):.2f} |", flush=True)
+        print(f"| `{label}` | {statistics.median(times):.2f} | {min(times):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iagan-lr-z", type=float, default=1e-4, help="IAGAN latent learning rate (paper: 1e-4)")
     parser.add_argument("--iagan-lr-theta", type=float, default=1e-4,
                         help="IAGAN weight learning rate (paper: 1e-4 BEGAN, 1e-3 PGGAN)")
-    parser.add_argument("--dip-iterations", type=int, default=1000,
+    parser.add_argument("--dip-iterations", type=int, default=500,
                         help="DIP steps without noise; a quarter under noise as the paper")
-    parser.add_argument("--dip-channels", type=int, default=64, help="DIP channels per level (DIP: 128)")
+    parser.add_argument("--dip-channels", type=int, default=32, help="DIP channels per level (DIP: 128)")
+    parser.add_argument("--dip-levels", type=int, default=None,
+                        help="DIP encoder-decoder depth (DIP: 5); default the deepest, up to 5, that the image size allows")
     parser.add_argument("--jit-compile", action="store_true", help="compile the optimisation steps with XLA")
     add_common_flags(parser, out_default="outputs/deploy_iagan")
     return parser
@@ -123,6 +125,15 @@ def load_images(spec: str, n: int, shape, data_dir=None) -> np.ndarray:
     if len(arrays) < n:
         raise SystemExit(f"error: {spec} has {len(arrays)} held-out images, {n} requested")
     return arrays[:n].astype(np.float32)
+
+
+def dip_levels_for(side: int, most: int = 5) -> int:
+    """The deepest DIP network, up to ``most`` levels, whose coarsest map is >= 2 pixels."""
+    levels, size = 0, side
+    while levels < most and -(-size // 2) >= 2:
+        size = -(-size // 2)
+        levels += 1
+    return max(levels, 1)
 
 
 def run_task(generator, spec, x, args, seed):
@@ -181,7 +192,8 @@ def run_task(generator, spec, x, args, seed):
             estimates[f"{base}-bp"] = np.clip(np.asarray(x_bp), 0.0, 1.0)
             seconds[f"{base}-bp"] = seconds[base] + (time.perf_counter() - start) / len(x)
     if "dip" in args.methods:
-        keep("dip", dip(operator, y, iterations=dip_iterations(args.dip_iterations, noisy),
+        levels = args.dip_levels or dip_levels_for(min(shape[:2]))
+        keep("dip", dip(operator, y, iterations=dip_iterations(args.dip_iterations, noisy), levels=levels,
                         channels=args.dip_channels, seed=seed, progress=True, jit_compile=args.jit_compile))
     if "csgm" not in args.methods:
         estimates.pop("csgm", None)
