@@ -21,36 +21,7 @@ from tfinverse.inversion.iagan import (
 )
 from tfinverse.models import DCGANGenerator, KerasGenerator
 
-SHAPE = (8, 8, 1)
-
-
-def mlp_generator(latent_dim=4, hidden=32, seed=0):
-    init = keras.initializers.GlorotUniform
-    network = keras.Sequential(
-        [
-            keras.Input((latent_dim,)),
-            keras.layers.Dense(hidden, activation="tanh", kernel_initializer=init(seed=seed)),
-            keras.layers.Dense(int(np.prod(SHAPE)), activation="tanh", kernel_initializer=init(seed=seed + 1)),
-            keras.layers.Reshape(SHAPE),
-        ]
-    )
-    return KerasGenerator(network, latent_dim, "uniform")
-
-
-def linear_generator(latent_dim=4, seed=0):
-    """``G(z) = W z + b`` exactly (native range (0, 1), no clipping)."""
-    network = keras.Sequential(
-        [
-            keras.Input((latent_dim,)),
-            keras.layers.Dense(
-                int(np.prod(SHAPE)),
-                kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=seed),
-                bias_initializer=keras.initializers.RandomUniform(0.2, 0.8, seed=seed + 1),
-            ),
-            keras.layers.Reshape(SHAPE),
-        ]
-    )
-    return KerasGenerator(network, latent_dim, "normal", output_range=(0.0, 1.0), clip_output=False)
+from priors_for_tests import SHAPE, linear_generator, mlp_generator  # noqa: E402
 
 
 class ExplodingGenerator(KerasGenerator):
