@@ -1,0 +1,42 @@
+"""Sample-quality evaluation of generative priors.
+
+* :mod:`~tfinverse.evaluation.frechet`: the Frechet distance between Gaussians and between
+  two sets of feature vectors (the closed form behind FID).
+* :mod:`~tfinverse.evaluation.classifier`: a small digit classifier trained on the
+  MNIST-5000 training split, whose penultimate layer is the feature space of
+  :func:`frechet_digit_distance`::
+
+      from tfinverse.evaluation import FeatureExtractor, frechet_digit_distance
+      extractor = FeatureExtractor.default()              # tfinverse/assets/mnist_classifier.keras
+      score = frechet_digit_distance(samples, test_digits, extractor)
+"""
+
+from tfinverse.evaluation.classifier import (
+    DEFAULT_CLASSIFIER_PATH,
+    FEATURE_LAYER,
+    LOGITS_LAYER,
+    FeatureExtractor,
+    build_digit_classifier,
+    frechet_digit_distance,
+    load_labelled_mnist5k,
+    mnist5k_labels,
+    train_digit_classifier,
+)
+from tfinverse.evaluation.frechet import feature_statistics, frechet_distance, frechet_distance_of
+
+__all__ = [
+    # Frechet distance
+    "feature_statistics",
+    "frechet_distance",
+    "frechet_distance_of",
+    # digit classifier features
+    "DEFAULT_CLASSIFIER_PATH",
+    "FEATURE_LAYER",
+    "LOGITS_LAYER",
+    "FeatureExtractor",
+    "build_digit_classifier",
+    "train_digit_classifier",
+    "frechet_digit_distance",
+    "load_labelled_mnist5k",
+    "mnist5k_labels",
+]
