@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="methods; those that do not apply to a task are skipped")
     parser.add_argument("--images", default="mnist5k",
                         help="a registered dataset (its held-out test split) or a folder of images")
-    parser.add_argument("--num-images", type=int, default=8, help="how many held-out images")
+    parser.add_argument("--num-images", type=int, default=8,
+                        help="how many held-out images, evenly spaced through the split (so every class appears)")
     parser.add_argument("--csgm-iterations", type=int, default=500, help="Adam steps of CSGM (paper: 1600 BEGAN)")
     parser.add_argument("--csgm-lr", type=float, default=0.1, help="CSGM learning rate (paper: 0.1)")
     parser.add_argument("--restarts", type=int, default=5, help="CSGM random restarts (IAGAN original: 5)")
@@ -124,7 +125,9 @@ def load_images(spec: str, n: int, shape, data_dir=None) -> np.ndarray:
         arrays = data.load_arrays(spec, split="test", image_size=(height, width), channels=channels, **options)
     if len(arrays) < n:
         raise SystemExit(f"error: {spec} has {len(arrays)} held-out images, {n} requested")
-    return arrays[:n].astype(np.float32)
+    # Evenly spaced picks: held-out splits are often ordered by class (mnist5k is).
+    picks = np.linspace(0, len(arrays) - 1, n).round().astype(int)
+    return arrays[picks].astype(np.float32)
 
 
 def dip_levels_for(side: int, most: int = 5) -> int:
