@@ -31,7 +31,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -74,26 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-audio-files", type=int, default=20, help="audio_captcha: clips written as WAV")
     add_common_flags(parser, out_default="results/igan_deploy")
     return parser
-
-
-def parse_task_options(items):
-    """``["noise_std=0.5"]`` -> ``{"noise_std": 0.5}`` (Python literals, else strings), as in
-    train_igan.py.
-
-    Raises:
-      ValueError: for an item without ``=``.
-    """
-    options = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--task-option must be NAME=VALUE, got {item!r}")
-        key, text = item.split("=", 1)
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        options[key.strip()] = value
-    return options
 
 
 def _check_metadata(metadata, task, where: str) -> None:
@@ -235,7 +214,8 @@ def run(args) -> dict:
     from tfinverse.utils.cli import prepare_output_dir
     from tfinverse.utils.results import atomic_write_text, write_table
 
-    task = get_task(args.task, **parse_task_options(args.task_option))
+    from tfinverse.utils.cli import parse_name_values
+    task = get_task(args.task, **parse_name_values(args.task_option))
     for flag in ("num_samples", "batch_size", "grid_rows"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")

@@ -31,7 +31,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -52,27 +51,6 @@ TASK_CHOICES = (
 
 # Settings a resumed run may change; every other stored setting must match.
 RESUMABLE = ("max_iters", "short", "sample_every", "checkpoint_every", "max_checkpoints", "jit_compile", "log_dir")
-
-
-def parse_task_options(items):
-    """``["noise_std=0.5", "variant=banana"]`` -> ``{"noise_std": 0.5, "variant": "banana"}``.
-
-    Values are Python literals when they parse as one, else strings.
-
-    Raises:
-      ValueError: for an item without ``=``.
-    """
-    options = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ValueError(f"--task-option must be NAME=VALUE, got {item!r}")
-        key, text = item.split("=", 1)
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text
-        options[key.strip()] = value
-    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,7 +161,8 @@ def run(args, argv=None) -> dict:
     from tfinverse.utils.cli import set_global_seed
     from tfinverse.utils.results import atomic_write_text
 
-    task = get_task(args.task, **parse_task_options(args.task_option))
+    from tfinverse.utils.cli import parse_name_values
+    task = get_task(args.task, **parse_name_values(args.task_option))
     for flag in ("batch_size", "max_checkpoints"):
         if getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")

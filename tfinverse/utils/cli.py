@@ -45,6 +45,7 @@ __all__ = [
     "flag_table",
     "set_global_seed",
     "progress",
+    "parse_name_values",
 ]
 
 # Fallback of --data-dir (read by parse_common_args), so a machine's dataset folder is given once.
@@ -351,3 +352,33 @@ def progress(iterable: Optional[Iterable] = None, force: bool = False, **tqdm_kw
     if "disable" not in tqdm_kwargs:
         tqdm_kwargs["disable"] = not (force or _stdout_is_terminal())
     return tqdm(iterable, **tqdm_kwargs)
+
+
+def parse_name_values(items, flag: str = "--task-option") -> dict:
+    """``["noise_std=0.5", "variant=banana"]`` -> ``{"noise_std": 0.5, "variant": "banana"}``.
+
+    Values are Python literals when they parse as one, else strings.
+
+    Args:
+      items: ``NAME=VALUE`` strings (None or empty gives ``{}``).
+      flag: the flag the items came from, for the error message.
+
+    Returns:
+      The options as a dict.
+
+    Raises:
+      ValueError: for an item without ``=``.
+    """
+    import ast
+
+    options = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"{flag} must be NAME=VALUE, got {item!r}")
+        key, text = item.split("=", 1)
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        options[key.strip()] = value
+    return options
