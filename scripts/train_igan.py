@@ -5,7 +5,7 @@ The flags mirror the original's configuration (``initializer.py``): task
 ``unmixing_mnist_cifar``, GAN model vanilla, batch 8, the task's iteration budget counted in
 generator steps (10000; 120000 for unmixing_mnist_mnist), random dual mapping on, paired
 loss off, a sample grid every 20 generator steps and a checkpoint every 500. ``--short``
-uses the task's short schedule (about 30 minutes on 2 CPU cores).
+uses the task's short schedule (under 10 minutes on 2 CPU cores).
 
 Writes into ``--out``::
 
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-iters", type=int, default=None,
         help="generator steps in total (default: the task's, 10000; 120000 for unmixing_mnist_mnist)",
     )
-    parser.add_argument("--short", action="store_true", help="use the task's short schedule (~30 min on 2 cores)")
+    parser.add_argument("--short", action="store_true", help="use the task's short schedule (under 10 min on 2 cores)")
     parser.add_argument(
         "--dual-mapping", action=argparse.BooleanOptionalAction, default=True,
         help="random dual mapping with the observation discriminator D2",
