@@ -76,38 +76,69 @@ def task_label(name, params, sigma) -> str:
         parts.append(f"noise={sigma * 255:.0f}/255")
     return name + (" (" + ", ".join(parts) + ")" if parts else "")
 
+def add_inversion_flags(
+    parser: argparse.ArgumentParser,
+    num_images: int,
+    num_images_help: str,
+    iagan_iterations: int,
+    iagan_iterations_help: str,
+) -> argparse.ArgumentParser:
+    """Adds the prior, held-out image and CSGM/IAGAN flags that ``deploy_iagan.run_task`` reads.
+
+    Args:
+      parser: the script's parser.
+      num_images: default of ``--num-images``.
+      num_images_help: its help text (say whether the default is the paper's).
+      iagan_iterations: default of ``--iagan-iterations``.
+      iagan_iterations_help: its help text.
+
+    Returns:
+      ``parser``.
+    """
+    from tfinverse.utils.cli import positive_float, positive_int
+
+    parser.add_argument("--prior", default="dcgan_mnist28",
+                        help="a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth")
+    parser.add_argument("--images", default="mnist5k",
+                        help="a registered dataset (its held-out test split) or a folder of images")
+    parser.add_argument("--num-images", type=positive_int, default=num_images, help=num_images_help)
+    parser.add_argument("--csgm-iterations", type=positive_int, default=500,
+                        help="CSGM Adam steps (paper: 1600; shortened)")
+    parser.add_argument("--csgm-lr", type=positive_float, default=0.1, help="CSGM learning rate (paper: 0.1)")
+    parser.add_argument("--restarts", type=positive_int, default=5,
+                        help="CSGM random restarts, the best kept (IAGAN original code: 5; the paper does not say)")
+    parser.add_argument("--iagan-iterations", type=positive_int, default=iagan_iterations,
+                        help=iagan_iterations_help)
+    parser.add_argument("--iagan-lr-z", type=positive_float, default=1e-4,
+                        help="IAGAN latent learning rate (paper: 1e-4)")
+    parser.add_argument("--iagan-lr-theta", type=positive_float, default=1e-4,
+                        help="IAGAN weight learning rate (paper: 1e-4 with BEGAN)")
+    parser.add_argument("--jit-compile", action="store_true", help="compile the optimisation steps with XLA")
+    return parser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfinverse.utils.cli import add_common_flags
+    from tfinverse.utils.cli import add_common_flags, positive_int
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--prior", default="dcgan_mnist28",
-                        help="a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth")
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, metavar="TASK[:k=v,...]",
                         help=f"tasks ({', '.join(TASKS)}) with operator parameters and noise=sigma")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
                         help="methods; those that do not apply to a task are skipped")
-    parser.add_argument("--images", default="mnist5k",
-                        help="a registered dataset (its held-out test split) or a folder of images")
-    parser.add_argument("--num-images", type=int, default=8,
-                        help="how many held-out images, evenly spaced through the split (so every class appears)")
-    parser.add_argument("--csgm-iterations", type=int, default=500, help="Adam steps of CSGM (paper: 1600 BEGAN)")
-    parser.add_argument("--csgm-lr", type=float, default=0.1, help="CSGM learning rate (paper: 0.1)")
-    parser.add_argument("--restarts", type=int, default=5, help="CSGM random restarts (IAGAN original: 5)")
-    parser.add_argument("--iagan-iterations", type=int, default=300,
-                        help="IAGAN steps without noise; halved under noise as the paper (paper: 600 CS, 500 SR)")
-    parser.add_argument("--iagan-lr-z", type=float, default=1e-4, help="IAGAN latent learning rate (paper: 1e-4)")
-    parser.add_argument("--iagan-lr-theta", type=float, default=1e-4,
-                        help="IAGAN weight learning rate (paper: 1e-4 BEGAN, 1e-3 PGGAN)")
-    parser.add_argument("--dip-iterations", type=int, default=500,
+    add_inversion_flags(
+        parser, num_images=8,
+        num_images_help="how many held-out images, evenly spaced through the split (so every class appears)",
+        iagan_iterations=300,
+        iagan_iterations_help="IAGAN steps without noise; halved under noise as the paper (paper: 600 CS, 500 SR)",
+    )
+    parser.add_argument("--dip-iterations", type=positive_int, default=500,
                         help="DIP steps without noise; a quarter under noise as the paper")
-    parser.add_argument("--dip-channels", type=int, default=32, help="DIP channels per level (DIP: 128)")
+    parser.add_argument("--dip-channels", type=positive_int, default=32, help="DIP channels per level (DIP: 128)")
     parser.add_argument("--dip-levels", type=int, default=None,
                         help="DIP encoder-decoder depth (DIP: 5); default the deepest, up to 5, that the image size allows")
-    parser.add_argument("--jit-compile", action="store_true", help="compile the optimisation steps with XLA")
     add_common_flags(parser, out_default="outputs/deploy_iagan")
     return parser
 

@@ -188,9 +188,8 @@ def noise_level(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags (the table in the module docstring lists them)."""
-    from sweep_compression import add_inversion_flags, positive_int
-
-    from tfinverse.utils.cli import add_common_flags
+    from deploy_iagan import add_inversion_flags
+    from tfinverse.utils.cli import add_common_flags, positive_int
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],

@@ -81,9 +81,6 @@ __all__ = [
     "DEFAULT_RATIOS",
     "compression_ratio",
     "build_parser",
-    "positive_int",
-    "positive_float",
-    "add_inversion_flags",
     "method_results",
     "npz_bytes",
     "summarise",
@@ -128,89 +125,9 @@ def compression_ratio(text: str) -> float:
     return ratio
 
 
-def positive_int(text: str) -> int:
-    """Parses a flag value that must be a positive integer.
-
-    Args:
-      text: the command-line text.
-
-    Returns:
-      The integer.
-
-    Raises:
-      argparse.ArgumentTypeError: for anything else.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """Parses a flag value that must be a finite positive number.
-
-    Args:
-      text: the command-line text.
-
-    Returns:
-      The number.
-
-    Raises:
-      argparse.ArgumentTypeError: for anything else.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def add_inversion_flags(
-    parser: argparse.ArgumentParser,
-    num_images: int,
-    num_images_help: str,
-    iagan_iterations: int,
-    iagan_iterations_help: str,
-) -> argparse.ArgumentParser:
-    """Adds the prior, held-out image and CSGM/IAGAN flags that ``deploy_iagan.run_task`` reads.
-
-    Args:
-      parser: the script's parser.
-      num_images: default of ``--num-images``.
-      num_images_help: its help text (say whether the default is the paper's).
-      iagan_iterations: default of ``--iagan-iterations``.
-      iagan_iterations_help: its help text.
-
-    Returns:
-      ``parser``.
-    """
-    parser.add_argument("--prior", default="dcgan_mnist28",
-                        help="a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth")
-    parser.add_argument("--images", default="mnist5k",
-                        help="a registered dataset (its held-out test split) or a folder of images")
-    parser.add_argument("--num-images", type=positive_int, default=num_images, help=num_images_help)
-    parser.add_argument("--csgm-iterations", type=positive_int, default=500,
-                        help="CSGM Adam steps (paper: 1600; shortened)")
-    parser.add_argument("--csgm-lr", type=positive_float, default=0.1, help="CSGM learning rate (paper: 0.1)")
-    parser.add_argument("--restarts", type=positive_int, default=5,
-                        help="CSGM random restarts, the best kept (IAGAN original code: 5; the paper does not say)")
-    parser.add_argument("--iagan-iterations", type=positive_int, default=iagan_iterations,
-                        help=iagan_iterations_help)
-    parser.add_argument("--iagan-lr-z", type=positive_float, default=1e-4,
-                        help="IAGAN latent learning rate (paper: 1e-4)")
-    parser.add_argument("--iagan-lr-theta", type=positive_float, default=1e-4,
-                        help="IAGAN weight learning rate (paper: 1e-4 with BEGAN)")
-    parser.add_argument("--jit-compile", action="store_true", help="compile the optimisation steps with XLA")
-    return parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags (the table in the module docstring lists them)."""
+    from deploy_iagan import add_inversion_flags
     from tfinverse.utils.cli import add_common_flags
 
     parser = argparse.ArgumentParser(
@@ -244,7 +161,7 @@ def method_results(generator, spec, x: np.ndarray, args, seed: int) -> dict:
         ``deploy_iagan.parse_task`` returns.
       x: the true images ``[N, H, W, C]``.
       args: parsed flags with the attributes ``run_task`` reads (``methods`` and those of
-        :func:`add_inversion_flags`).
+        :func:`deploy_iagan.add_inversion_flags`).
       seed: seed of the operator, the noise and CSGM's restarts.
 
     Returns:

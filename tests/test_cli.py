@@ -204,3 +204,24 @@ def test_progress_with_manual_updates(monkeypatch):
         bar.update(3)
         bar.set_postfix(loss=0.5)
     assert bar.n == 3 and "loss=0.5" in sink.getvalue()
+
+
+@pytest.mark.parametrize("text, expected", [("1", 1), ("42", 42)])
+def test_positive_int_accepts_positive_integers(text, expected):
+    assert cli.positive_int(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "2.5", "two", ""])
+def test_positive_int_rejects_everything_else(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="positive integer"):
+        cli.positive_int(text)
+
+
+@pytest.mark.parametrize("text", ["0", "-1e-3", "nan", "inf", "x"])
+def test_positive_float_rejects_non_positive_and_non_finite(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="positive number"):
+        cli.positive_float(text)
+
+
+def test_positive_float_parses_scientific_notation():
+    assert cli.positive_float("1e-4") == pytest.approx(1e-4)

@@ -21,6 +21,7 @@ way.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -34,6 +35,8 @@ from tensorflow.core.framework import summary_pb2
 from tfinverse.utils.results import markdown_table
 
 __all__ = [
+    "positive_int",
+    "positive_float",
     "DATA_DIR_ENV",
     "add_common_flags",
     "parse_common_args",
@@ -352,6 +355,47 @@ def progress(iterable: Optional[Iterable] = None, force: bool = False, **tqdm_kw
     if "disable" not in tqdm_kwargs:
         tqdm_kwargs["disable"] = not (force or _stdout_is_terminal())
     return tqdm(iterable, **tqdm_kwargs)
+
+def positive_int(text: str) -> int:
+    """Parses a flag value that must be a positive integer.
+
+    Args:
+      text: the command-line text.
+
+    Returns:
+      The integer.
+
+    Raises:
+      argparse.ArgumentTypeError: for anything else.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Parses a flag value that must be a finite positive number.
+
+    Args:
+      text: the command-line text.
+
+    Returns:
+      The number.
+
+    Raises:
+      argparse.ArgumentTypeError: for anything else.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def parse_name_values(items, flag: str = "--task-option") -> dict:
