@@ -144,21 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_images(spec: str, n: int, shape, data_dir=None) -> np.ndarray:
+    """``tfinverse.data.held_out_images``, with a source too small for ``n`` as a clean exit."""
     from tfinverse import data
 
-    height, width, channels = shape
-    if Path(spec).is_dir():
-        ds = data.load("folder", split="all", image_size=(height, width), channels=channels, batch_size=n,
-                       shuffle=False, data_dir=spec)
-        arrays = next(iter(ds)).numpy()
-    else:
-        options = {"data_dir": data_dir} if data_dir and not data.info(spec).offline else {}
-        arrays = data.load_arrays(spec, split="test", image_size=(height, width), channels=channels, **options)
-    if len(arrays) < n:
-        raise SystemExit(f"error: {spec} has {len(arrays)} held-out images, {n} requested")
-    # Evenly spaced picks: held-out splits are often ordered by class (mnist5k is).
-    picks = np.linspace(0, len(arrays) - 1, n).round().astype(int)
-    return arrays[picks].astype(np.float32)
+    try:
+        return data.held_out_images(spec, n, shape, data_dir)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def dip_levels_for(side: int, most: int = 5) -> int:

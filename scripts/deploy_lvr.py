@@ -89,6 +89,10 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
 
+_SCRIPTS_DIR = str(Path(__file__).resolve().parent)
+if _SCRIPTS_DIR not in sys.path:  # loaded by file path (tests): make deploy_iagan.py importable
+    sys.path.insert(0, _SCRIPTS_DIR)
+
 __all__ = [
     "EXPERIMENTS",
     "IMAGE_SETS",
@@ -96,7 +100,6 @@ __all__ = [
     "build_parser",
     "parse_args",
     "sub_seed",
-    "load_images",
     "best_latent_errors",
     "success_rates",
     "run_recovery",
@@ -278,38 +281,6 @@ def sub_seed(seed: int, *keys: int) -> int:
     """
     state = np.random.SeedSequence([int(seed), *(int(k) for k in keys)]).generate_state(1)[0]
     return int(state % _MAX_SEED)
-
-
-def load_images(spec: str, n: int, shape, data_dir=None) -> np.ndarray:
-    """``n`` held-out images, evenly spaced through a dataset's test split or a folder.
-
-    Args:
-      spec: a registered dataset name or a folder of images.
-      n: number of images.
-      shape: ``(height, width, channels)`` to load them at (the prior's).
-      data_dir: folder of local dataset copies, for datasets that are not offline.
-
-    Returns:
-      float32 ``[n, height, width, channels]`` in ``[0, 1]``.
-
-    Raises:
-      SystemExit: if the source holds fewer than ``n`` images.
-    """
-    from tfinverse import data
-
-    height, width, channels = shape
-    if Path(spec).is_dir():
-        ds = data.load("folder", split="all", image_size=(height, width), channels=channels, batch_size=n,
-                       shuffle=False, data_dir=spec)
-        arrays = next(iter(ds)).numpy()
-    else:
-        options = {"data_dir": data_dir} if data_dir and not data.info(spec).offline else {}
-        arrays = data.load_arrays(spec, split="test", image_size=(height, width), channels=channels, **options)
-    if len(arrays) < n:
-        raise SystemExit(f"error: {spec} has {len(arrays)} held-out images, {n} requested")
-    # Evenly spaced picks: held-out splits are often ordered by class (mnist5k is).
-    picks = np.linspace(0, len(arrays) - 1, n).round().astype(int)
-    return arrays[picks].astype(np.float32)
 
 
 def best_latent_errors(result) -> np.ndarray:
@@ -778,6 +749,8 @@ def main(argv=None) -> int:
                          "mode; use a DCGANGenerator or leave the flag off")
     real = None
     if "denoising" in args.experiments:
+        from deploy_iagan import load_images
+
         real = load_images(args.images, args.num_images, generator.output_shape, args.data_dir)
     try:
         out = prepare_output_dir(args.out, args.overwrite)

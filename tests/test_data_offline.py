@@ -280,3 +280,29 @@ def test_load_rejects_bad_requests():
         data.load("lfw_faces", "train", patch_size=3)
     with pytest.raises(KeyError, match="unknown dataset"):
         data.load("no_such_set")
+
+
+def test_held_out_images_are_evenly_spaced_test_images():
+    from tfinverse.data import held_out_images, load_arrays
+
+    test = load_arrays("mnist5k", split="test", image_size=(28, 28), channels=1)
+    picks = held_out_images("mnist5k", 10, (28, 28, 1))
+    # 1000 test digits, 100 per class in class order: 10 evenly spaced picks hit every class once.
+    expected = test[np.linspace(0, len(test) - 1, 10).round().astype(int)]
+    np.testing.assert_array_equal(picks, expected)
+    assert picks.dtype == np.float32 and picks.shape == (10, 28, 28, 1)
+
+
+@pytest.mark.parametrize("n", [0, -2, 2.5])
+def test_held_out_images_rejects_bad_counts(n):
+    from tfinverse.data import held_out_images
+
+    with pytest.raises(ValueError, match="positive integer"):
+        held_out_images("mnist5k", n, (28, 28, 1))
+
+
+def test_held_out_images_says_when_the_split_is_too_small():
+    from tfinverse.data import held_out_images
+
+    with pytest.raises(ValueError, match="1000 held-out images, 1001 requested"):
+        held_out_images("mnist5k", 1001, (28, 28, 1))

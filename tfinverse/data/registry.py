@@ -43,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = [
+    "held_out_images",
     "DatasetUnavailableError",
     "SourceInfo",
     "DATA_DIR_ENV",
@@ -367,3 +368,41 @@ def load(
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def held_out_images(spec: str, n: int, image_shape, data_dir=None) -> np.ndarray:
+    """``n`` held-out images evenly spaced through a source's test split, or through a folder.
+
+    Evenly spaced rather than the first ``n``: held-out splits are often ordered by class
+    (mnist5k is), and a small evaluation set should still cover every class.
+
+    Args:
+      spec: a registered source with arrays (its ``"test"`` split is used) or a folder of
+        images (all of it, in sorted order).
+      n: how many images.
+      image_shape: ``(height, width, channels)`` to load them at.
+      data_dir: folder of local dataset copies, for sources that are not offline.
+
+    Returns:
+      float32 ``[n, height, width, channels]`` in ``[0, 1]``.
+
+    Raises:
+      ValueError: ``n`` is not positive, or the source holds fewer than ``n`` images.
+      DatasetUnavailableError: the source has no local copy.
+    """
+    from pathlib import Path
+
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    height, width, channels = (int(v) for v in image_shape)
+    if Path(spec).is_dir():
+        ds = load("folder", split="all", image_size=(height, width), channels=channels, batch_size=int(n),
+                  shuffle=False, data_dir=spec)
+        arrays = next(iter(ds)).numpy()
+    else:
+        options = {"data_dir": data_dir} if data_dir and not info(spec).offline else {}
+        arrays = load_arrays(spec, split="test", image_size=(height, width), channels=channels, **options)
+    if len(arrays) < n:
+        raise ValueError(f"{spec} has {len(arrays)} held-out images, {n} requested")
+    picks = np.linspace(0, len(arrays) - 1, int(n)).round().astype(int)
+    return np.asarray(arrays[picks], dtype=np.float32)
