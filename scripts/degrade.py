@@ -53,12 +53,9 @@ def parse_spec(spec: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfinverse.utils.cli import add_common_flags
+    from tfinverse.utils.cli import add_common_flags, docstring_parser
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     parser.add_argument(
         "--operators", nargs="+", default=None, metavar="NAME[:k=v,...]",
         help="operators with optional parameters, e.g. super_resolution:factor=8 (default: every registered one)",
@@ -147,7 +144,7 @@ def run(args) -> list:
 
     import tfinverse.operators as ops
     from tfinverse import metrics
-    from tfinverse.utils.cli import prepare_output_dir, progress
+    from tfinverse.utils.cli import output_dir_or_exit, progress
     from tfinverse.utils.results import save_image_grid, write_table
 
     specs = [parse_spec(s) for s in (args.operators or ops.available())]
@@ -159,10 +156,7 @@ def run(args) -> list:
         noise_name, noise_params = parse_spec(args.noise)
         noise = ops.get_noise(noise_name, **noise_params)
 
-    try:
-        out = prepare_output_dir(args.out, args.overwrite)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    out = output_dir_or_exit(args)
     images, labels = load_images(args.images, args.image_size, args.channels, args.data_dir)
     shape = images.shape[1:]
     rows, overview, overview_captions, overview_labels = [], [], [], []

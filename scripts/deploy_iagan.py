@@ -25,7 +25,6 @@ import ast
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -118,12 +117,9 @@ def add_inversion_flags(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfinverse.utils.cli import add_common_flags, positive_int
+    from tfinverse.utils.cli import add_common_flags, docstring_parser, positive_int
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, metavar="TASK[:k=v,...]",
                         help=f"tasks ({', '.join(TASKS)}) with operator parameters and noise=sigma")
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS,
@@ -242,16 +238,13 @@ def run_task(generator, spec, x, args, seed):
 def main(argv=None) -> int:
     from tfinverse import metrics
     from tfinverse.pretrained import load_prior
-    from tfinverse.utils.cli import parse_common_args, prepare_output_dir, set_global_seed
+    from tfinverse.utils.cli import output_dir_or_exit, parse_common_args, set_global_seed
     from tfinverse.utils.results import save_image_grid, write_table
 
     parser = build_parser()
     args = parse_common_args(parser, argv)
     specs = [parse_task(t) for t in args.tasks]
-    try:
-        out = prepare_output_dir(args.out, args.overwrite)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    out = output_dir_or_exit(args)
     set_global_seed(args.seed)
     generator = load_prior(args.prior)
     x = load_images(args.images, args.num_images, generator.output_shape, args.data_dir)

@@ -38,26 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
-TASK_CHOICES = (
-    "unmixing_mnist_cifar",
-    "unmixing_mnist_mnist",
-    "denoising",
-    "captcha",
-    "toy2d",
-    "audio_captcha",
-    "derain",
-)
-
 # Task settings that fix the estimator; a checkpoint of another task differs in one of them.
 _SHAPE_FIELDS = ("name", "image_size", "channels", "component_is_residual", "add_input_mean", "extra_convs")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags."""
+    from tfinverse.tasks import TASK_NAMES
     from tfinverse.utils.cli import add_common_flags
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_CHOICES, help="the igan task")
+    parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_NAMES, help="the igan task")
     parser.add_argument(
         "--task-option", action="append", default=[], metavar="NAME=VALUE",
         help="a data option of the task (repeatable), as given to train_igan.py",

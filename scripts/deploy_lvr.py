@@ -735,7 +735,7 @@ def main(argv=None) -> int:
         output folder that is not empty without ``--overwrite``; all before any descent runs.
     """
     from tfinverse.pretrained import load_prior
-    from tfinverse.utils.cli import prepare_output_dir, set_global_seed, summary_writer
+    from tfinverse.utils.cli import output_dir_or_exit, set_global_seed, summary_writer
     from tfinverse.utils.results import atomic_write_text
 
     started = time.perf_counter()
@@ -752,10 +752,7 @@ def main(argv=None) -> int:
         from deploy_iagan import load_images
 
         real = load_images(args.images, args.num_images, generator.output_shape, args.data_dir)
-    try:
-        out = prepare_output_dir(args.out, args.overwrite)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    out = output_dir_or_exit(args)
     set_global_seed(args.seed)
     writer = summary_writer(args.log_dir)
     print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), images "

@@ -189,12 +189,9 @@ def noise_level(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags (the table in the module docstring lists them)."""
     from deploy_iagan import add_inversion_flags
-    from tfinverse.utils.cli import add_common_flags, positive_int
+    from tfinverse.utils.cli import add_common_flags, docstring_parser, positive_int
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     parser.add_argument("--shifts", nargs="+", type=shift_pixels, default=list(DEFAULT_SHIFTS), metavar="PIXELS",
                         help="vertical shifts, in pixels downwards (paper: \"a few pixels\", not published)")
     parser.add_argument("--fill", default="zero", choices=FILLS,
@@ -270,7 +267,7 @@ def main(argv=None) -> int:
     from tfinverse import metrics
     from tfinverse.pretrained import load_prior
     from tfinverse.utils.cli import (
-        parse_common_args, prepare_output_dir, progress, set_global_seed, summary_scalar, summary_writer,
+        output_dir_or_exit, parse_common_args, progress, set_global_seed, summary_scalar, summary_writer,
     )
     from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, save_image_grid, write_table
 
@@ -289,10 +286,7 @@ def main(argv=None) -> int:
         operator = ops.get("super_resolution", image_shape=shape, factor=args.factor, seed=args.seed)
     except ValueError as error:
         raise SystemExit(f"error: --factor: {error}") from None
-    try:
-        out = prepare_output_dir(args.out, args.overwrite)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    out = output_dir_or_exit(args)
     set_global_seed(args.seed)
     x = load_images(args.images, args.num_images, shape, args.data_dir)
     noisy = args.noise > 0

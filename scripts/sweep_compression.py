@@ -128,12 +128,9 @@ def compression_ratio(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags (the table in the module docstring lists them)."""
     from deploy_iagan import add_inversion_flags
-    from tfinverse.utils.cli import add_common_flags
+    from tfinverse.utils.cli import add_common_flags, docstring_parser
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     parser.add_argument("--ratios", nargs="+", type=compression_ratio, default=list(DEFAULT_RATIOS),
                         metavar="M_OVER_N",
                         help="compression ratios m/n in (0, 1] (paper: its range up to nearly 1; Figure 1 "
@@ -276,7 +273,7 @@ def main(argv=None) -> int:
     import tfinverse.operators as ops
     from tfinverse.pretrained import load_prior
     from tfinverse.utils.cli import (
-        parse_common_args, prepare_output_dir, progress, set_global_seed, summary_scalar, summary_writer,
+        output_dir_or_exit, parse_common_args, progress, set_global_seed, summary_scalar, summary_writer,
     )
     from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, write_table
 
@@ -293,10 +290,7 @@ def main(argv=None) -> int:
         operators = [ops.get("compressed_sensing", image_shape=shape, ratio=r, seed=args.seed) for r in args.ratios]
     except ValueError as error:
         raise SystemExit(f"error: --ratios: {error}") from None
-    try:
-        out = prepare_output_dir(args.out, args.overwrite)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
+    out = output_dir_or_exit(args)
     set_global_seed(args.seed)
     x = load_images(args.images, args.num_images, shape, args.data_dir)
     n = int(np.prod(shape))

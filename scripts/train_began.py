@@ -33,6 +33,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tfinverse.models import BEGAN_GAMMA, BEGAN_LAMBDA_K  # noqa: E402
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
 from tfinverse.training import (  # noqa: E402
     BEGAN_LEARNING_RATE,
     BEGANTrainer,
@@ -57,11 +58,7 @@ DEFAULTS = TrainingDefaults(
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's flags: the shared training flags plus the BEGAN architecture and control."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     add_training_flags(parser, DEFAULTS)
     model = parser.add_argument_group("BEGAN")
     model.add_argument("--latent-dim", type=int, default=64, help="dimension of z ~ U[-1, 1]^d and of the embedding h")

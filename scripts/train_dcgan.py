@@ -30,6 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
 from tfinverse.training import (  # noqa: E402
     DCGAN_BETA_1,
     DCGAN_GENERATOR_STEPS,
@@ -56,11 +57,7 @@ DEFAULTS = TrainingDefaults(
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's flags: the shared training flags plus the DCGAN architecture and game."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     add_training_flags(parser, DEFAULTS)
     model = parser.add_argument_group("DCGAN")
     model.add_argument("--epochs", type=int, default=25, help="epochs to train when --steps is not given (25 in LVR)")

@@ -39,26 +39,17 @@ import sys
 import time
 from pathlib import Path
 
-TASK_CHOICES = (
-    "unmixing_mnist_cifar",
-    "unmixing_mnist_mnist",
-    "denoising",
-    "captcha",
-    "toy2d",
-    "audio_captcha",
-    "derain",
-)
-
 # Settings a resumed run may change; every other stored setting must match.
 RESUMABLE = ("max_iters", "short", "sample_every", "checkpoint_every", "max_checkpoints", "jit_compile", "log_dir")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags."""
+    from tfinverse.tasks import TASK_NAMES
     from tfinverse.utils.cli import add_common_flags
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_CHOICES, help="the igan task")
+    parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_NAMES, help="the igan task")
     parser.add_argument(
         "--task-option", action="append", default=[], metavar="NAME=VALUE",
         help="a data option of the task (repeatable), e.g. noise_std=0.5 or variant=banana",

@@ -38,6 +38,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
 from tfinverse.training import (  # noqa: E402
     PGGAN_BETAS,
     PGGAN_DRIFT_WEIGHT,
@@ -67,11 +68,7 @@ DEFAULTS = TrainingDefaults(
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's flags: the shared training flags plus the PGGAN networks and schedule."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = docstring_parser(__doc__)
     add_training_flags(parser, DEFAULTS)
     model = parser.add_argument_group("PGGAN")
     model.add_argument("--latent-dim", type=int, default=512, help="dimension of z ~ N(0, I)")

@@ -225,3 +225,23 @@ def test_positive_float_rejects_non_positive_and_non_finite(text):
 
 def test_positive_float_parses_scientific_notation():
     assert cli.positive_float("1e-4") == pytest.approx(1e-4)
+
+
+def test_docstring_parser_splits_summary_and_the_rest():
+    doc = "One-line summary.\n\nFlags table\n  kept   as written.\n\nExamples::\n\n    run it"
+    parser = cli.docstring_parser(doc)
+    assert parser.description == "One-line summary."
+    assert parser.epilog == "Flags table\n  kept   as written.\n\nExamples::\n\n    run it"
+    assert "kept   as written." in parser.format_help()  # raw formatting keeps the spacing
+
+
+def test_output_dir_or_exit_refuses_a_non_empty_folder_without_overwrite(tmp_path):
+    (tmp_path / "old.txt").write_text("keep")
+    args = argparse.Namespace(out=str(tmp_path), overwrite=False)
+    with pytest.raises(SystemExit, match=r"^error: output folder .* --overwrite"):
+        cli.output_dir_or_exit(args)
+    assert (tmp_path / "old.txt").read_text() == "keep"
+    args.overwrite = True
+    assert cli.output_dir_or_exit(args) == tmp_path
+    fresh = tmp_path / "new" / "run"
+    assert cli.output_dir_or_exit(argparse.Namespace(out=str(fresh), overwrite=False)) == fresh and fresh.is_dir()

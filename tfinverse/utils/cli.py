@@ -38,10 +38,12 @@ __all__ = [
     "positive_int",
     "positive_float",
     "DATA_DIR_ENV",
+    "docstring_parser",
     "add_common_flags",
     "parse_common_args",
     "resolve_log_dir",
     "prepare_output_dir",
+    "output_dir_or_exit",
     "summary_writer",
     "summary_scalar",
     "summary_images",
@@ -65,6 +67,22 @@ def _seed_type(text: str) -> int:
     if not 0 <= seed <= _MAX_SEED:
         raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32 - 1], got {seed}")
     return seed
+
+
+def docstring_parser(doc: str) -> argparse.ArgumentParser:
+    """A script's argument parser whose ``--help`` is its module docstring.
+
+    Args:
+      doc: the script's ``__doc__``: a one-paragraph summary, a blank line, then the rest
+        (flag table, outputs, examples), which ``--help`` prints after the flags as written.
+
+    Returns:
+      An ``argparse.ArgumentParser`` with the summary as description and the rest as epilog.
+    """
+    return argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def add_common_flags(
@@ -165,6 +183,24 @@ def prepare_output_dir(path, overwrite: bool = False) -> Path:
         )
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def output_dir_or_exit(args: argparse.Namespace) -> Path:
+    """:func:`prepare_output_dir` for ``args.out`` and ``args.overwrite``, refusals as a clean exit.
+
+    Args:
+      args: parsed flags with ``out`` and ``overwrite``.
+
+    Returns:
+      The output folder.
+
+    Raises:
+      SystemExit: with ``prepare_output_dir``'s message, prefixed ``error:``.
+    """
+    try:
+        return prepare_output_dir(args.out, args.overwrite)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def summary_writer(log_dir) -> tf.summary.SummaryWriter:
