@@ -22,9 +22,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import ast
 import inspect
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,24 +30,15 @@ from pathlib import Path
 import numpy as np
 
 # A textured photo patch (a cat's eye), a face, a phantom and a digit, all from test splits.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
-
 DEFAULT_IMAGES = ["natural_patches:9", "lfw_faces:0", "shepp_logan:0", "mnist5k:0"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def parse_spec(spec: str):
-    """``name:key=value,key=value`` -> (name, params); values are Python literals."""
-    name, _, rest = spec.partition(":")
-    params = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise argparse.ArgumentTypeError(f"expected key=value in {spec!r}, got {item!r}")
-        try:
-            params[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            params[key.strip()] = value.strip()
-    return name.strip(), params
+def parse_spec(spec: str, flag: str = "--operators"):
+    """``name:key=value,key=value`` -> (name, params); values are numbers, booleans or text."""
+    from tfinverse.utils.cli import parse_spec as parse
+
+    return parse(spec, flag)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,34 +64,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_images(specs, size: int, channels: int, data_dir=None):
-    """Loads the requested images as float32 [N, size, size, channels] and their labels."""
-    import cv2
+    """Loads the requested images as float32 [N, size, size, channels] and their labels.
 
+    Raises:
+      InputError: a missing or unreadable file, a file that is not an image, an unknown
+        dataset or an index out of range (the message names the --images entry).
+    """
     from tfinverse import data
+    from tfinverse.data.folders import read_image
+    from tfinverse.errors import InputError
 
     images, labels = [], []
     for spec in specs:
         path = Path(spec)
-        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
             if not path.is_file():
-                raise SystemExit(f"error: image file {path} does not exist")
-            raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-            if raw is None:
-                raise SystemExit(f"error: cannot read image {path}")
-            if raw.ndim == 3:
-                raw = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB)
-            image = data.resize_images(raw[None], size, channels)[0]
+                raise InputError(f"--images: image file {path} does not exist")
+            image = data.resize_images(read_image(str(path))[None], size, channels)[0]
             labels.append(path.stem)
+        elif path.is_file():
+            raise InputError(
+                f"--images: {path} is not an image file ({', '.join(IMAGE_SUFFIXES)}); "
+                "give image files or SOURCE[:INDEX] of an offline dataset"
+            )
         else:
-            name, _, index = spec.partition(":")
-            index = int(index or 0)
+            name, _, index_text = spec.partition(":")
+            try:
+                index = int(index_text or 0)
+            except ValueError:
+                raise InputError(f"--images {spec!r}: the index after ':' must be an integer") from None
             source = data.info(name)
             options = {"data_dir": data_dir} if data_dir and not source.offline else {}
             if "patch_size" in inspect.signature(source.fn).parameters:
                 options["patch_size"] = size  # cut patches at the requested size, not resized ones
             arrays = data.load_arrays(name, split="test", image_size=size, channels=channels, **options)
-            if index >= len(arrays):
-                raise SystemExit(f"error: {name} test split has {len(arrays)} images, index {index} is out of range")
+            if not 0 <= index < len(arrays):
+                raise InputError(
+                    f"--images {spec!r}: the {name} test split has {len(arrays)} images; use an index "
+                    f"from 0 to {len(arrays) - 1}"
+                )
             image = arrays[index]
             labels.append(f"{name}[{index}]")
         images.append(image)
@@ -139,29 +139,62 @@ def adjoint_error(op, seed: int) -> float:
     return abs(float(lhs - rhs)) / float(np.linalg.norm(op(x)) * np.linalg.norm(y))
 
 
+def build_operators(specs, shape, seed: int):
+    """Parsed ``--operators`` entries -> operators, with typed and checked parameters."""
+    import tfinverse.operators as ops
+    from tfinverse.errors import InputError
+    from tfinverse.operators import operator_class
+    from tfinverse.utils.cli import coerce_parameters
+
+    built = []
+    for k, (name, params) in enumerate(specs):
+        what = f"--operators {name}"
+        params = coerce_parameters(what, params, operator_class(name), skip=("image_shape", "seed", "dtype"))
+        try:
+            built.append(ops.get(name, image_shape=shape, seed=seed + k, **params))
+        except (ValueError, TypeError) as error:
+            if isinstance(error, InputError):
+                raise
+            raise InputError(f"{what}: {error}") from None
+    return built
+
+
+def build_noise(spec):
+    """``--noise NAME[:k=v,...]`` -> a noise model, or None."""
+    if not spec:
+        return None
+    import tfinverse.operators as ops
+    from tfinverse.errors import InputError
+    from tfinverse.operators import noise_class
+    from tfinverse.utils.cli import coerce_parameters
+
+    name, params = parse_spec(spec, "--noise")
+    params = coerce_parameters(f"--noise {name}", params, noise_class(name), skip=("dtype",))
+    try:
+        return ops.get_noise(name, **params)
+    except (ValueError, TypeError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(f"--noise {name}: {error}") from None
+
+
 def run(args) -> list:
     import tensorflow as tf
 
     import tfinverse.operators as ops
     from tfinverse import metrics
     from tfinverse.utils.cli import output_dir_or_exit, progress
-    from tfinverse.utils.results import save_image_grid, write_table
+    from tfinverse.utils.results import reported_figure, save_image_grid, write_table
 
     specs = [parse_spec(s) for s in (args.operators or ops.available())]
-    for name, _ in specs:
-        if name not in ops.available():
-            raise SystemExit(f"error: unknown operator {name!r}; available: {', '.join(ops.available())}")
-    noise = None
-    if args.noise:
-        noise_name, noise_params = parse_spec(args.noise)
-        noise = ops.get_noise(noise_name, **noise_params)
-
-    out = output_dir_or_exit(args)
     images, labels = load_images(args.images, args.image_size, args.channels, args.data_dir)
     shape = images.shape[1:]
-    rows, overview, overview_captions, overview_labels = [], [], [], []
-    for k, (name, params) in enumerate(progress(specs, desc="operators", force=True)):
-        op = ops.get(name, image_shape=shape, seed=args.seed + k, **params)
+    operators = build_operators(specs, shape, args.seed)
+    noise = build_noise(args.noise)
+    out = output_dir_or_exit(args)
+
+    rows, figures = [], []
+    for (name, params), op in zip(specs, progress(operators, desc="operators", force=True)):
         n_sources = op.in_shape[-1] // shape[-1]
         # Operators on several sources (superposition) mix each image with the next ones.
         x = np.concatenate([np.roll(images, -j, axis=0) for j in range(n_sources)], axis=-1)
@@ -213,17 +246,25 @@ def run(args) -> list:
         if n_sources > 1:
             titles[0] = f"original (1st of {n_sources})"
             titles[2] = f"A^+ y (1st of {n_sources})"
-        save_image_grid(out / f"{name}.png", grid, row_labels=labels, col_labels=titles, captions=captions,
-                        overwrite=args.overwrite)
-        overview.append(grid[0])
-        overview_captions.append(captions[0])
-        overview_labels.append(name)
-    save_image_grid(out / "overview.png", overview, row_labels=overview_labels,
-                    col_labels=["original", "observation", "A^+ y", "naive"], captions=overview_captions,
-                    overwrite=args.overwrite)
+        figures.append((name, grid, captions, titles))
+
+    # The table first: a figure that fails afterwards costs no numbers.
     table = write_table(out, "degrade", rows, floatfmt=".3g", overwrite=args.overwrite)
     print(table)
-    print(f"wrote {out / 'overview.png'} and one grid per operator in {out}")
+    for name, grid, captions, titles in figures:
+        with reported_figure(out / f"{name}.png"):
+            save_image_grid(out / f"{name}.png", grid, row_labels=labels, col_labels=titles, captions=captions,
+                            overwrite=args.overwrite)
+    # Overview: the first image of each operator; operators without a naive reconstruction
+    # leave the last column blank.
+    width = max(len(grid[0]) for _, grid, _, _ in figures)
+    overview = [grid[0] + [None] * (width - len(grid[0])) for _, grid, _, _ in figures]
+    overview_captions = [captions[0] for _, _, captions, _ in figures]
+    with reported_figure(out / "overview.png"):
+        save_image_grid(out / "overview.png", overview, row_labels=[name for name, *_ in figures],
+                        col_labels=["original", "observation", "A^+ y", "naive"][:width],
+                        captions=overview_captions, overwrite=args.overwrite)
+    print(f"wrote degrade.csv|json|md, overview.png and one grid per operator in {out}")
     return rows
 
 
@@ -236,4 +277,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

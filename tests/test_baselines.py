@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from extras import requires_bm3d
 from tfinverse.inversion import baselines
 from tfinverse.operators.base import get
 from tfinverse.operators.blur import UniformBlur
@@ -98,6 +99,7 @@ def astronaut_patch():
     return (skimage.data.astronaut()[40:104, 180:244] / 255.0).astype(np.float32)
 
 
+@requires_bm3d
 @pytest.mark.parametrize("colour", [False, True])
 def test_bm3d_lowers_the_error_of_a_noisy_natural_patch(colour):
     clean = astronaut_patch()[None] if colour else camera_patch()[None, ..., None]

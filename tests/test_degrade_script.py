@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tfinverse import data, metrics
+from tfinverse.utils.cli import run_script
 import tfinverse.operators as ops
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "degrade.py"
@@ -59,8 +60,71 @@ def test_refuses_a_non_empty_output_folder(degrade, tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "user data"
 
 
-def test_unknown_operator_and_missing_file_fail_clearly(degrade, tmp_path):
-    with pytest.raises(SystemExit, match="unknown operator"):
-        degrade.main(["--operators", "no_such_op", "--out", str(tmp_path / "a")])
-    with pytest.raises(SystemExit, match="does not exist"):
-        degrade.main(["--operators", "identity", "--images", str(tmp_path / "missing.png"), "--out", str(tmp_path / "b")])
+def one_line_error(degrade, capsys, argv):
+    """Runs the script as its __main__ does; returns (exit status, stderr lines)."""
+    status = run_script(degrade.main, argv)
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--operators", "no_such_op"], "unknown operator 'no_such_op'"),
+        (["--operators", "super_resolution:factor=abc"], "factor must be an integer, got 'abc'"),
+        (["--operators", "super_resolution:bogus=3"], "unknown parameter 'bogus'; valid: "),
+        (["--operators", "compressed_sensing:ratio=1.5"], "ratio must be in (0, 1]"),
+        (["--operators", "super_resolution:factor=5"], "--operators super_resolution: "),
+        (["--noise", "gaussian:sigma=nan"], "sigma must be a finite number"),
+        (["--noise", "laplace"], "unknown noise model 'laplace'"),
+        (["--images", "/nonexistent"], "/nonexistent does not exist"),
+        (["--images", "mnist5k:abc"], "the index after ':' must be an integer"),
+        (["--images", "mnist5k:100000"], "use an index from 0 to"),
+        (["--images", "no_such_dataset:0"], "unknown dataset 'no_such_dataset'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(degrade, tmp_path, capsys, argv, expected):
+    out = tmp_path / "run"
+    status, lines = one_line_error(degrade, capsys, argv + ["--out", str(out), "--image-size", "12"])
+    assert status == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not out.exists()  # refused before the output folder is made
+
+
+def test_bad_files_name_the_file(degrade, tmp_path, capsys):
+    text = tmp_path / "a.txt"
+    text.write_text("not an image")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    for argv, expected in [
+        ([str(tmp_path / "missing.png")], f"image file {tmp_path / 'missing.png'} does not exist"),
+        ([str(text)], f"{text} is not an image file"),
+        ([str(corrupt)], f"cannot decode image file {corrupt}"),
+    ]:
+        status, lines = one_line_error(degrade, capsys, ["--images", *argv, "--out", str(tmp_path / "out")])
+        assert status == 2 and len(lines) == 1 and expected in lines[0], lines
+    # --debug shows the traceback instead.
+    with pytest.raises(ValueError, match="is not an image file"):
+        run_script(degrade.main, ["--images", str(text), "--out", str(tmp_path / "out"), "--debug"])
+
+
+def test_operators_without_a_naive_reconstruction_write_every_output(degrade, tmp_path):
+    # Overview rows of three cells under four column titles once killed the run before its table.
+    out = tmp_path / "run"
+    degrade.main(["--operators", "identity", "blur_uniform", "--images", "mnist5k:0", "--image-size", "16",
+                  "--out", str(out)])
+    for name in ("degrade.csv", "degrade.json", "degrade.md", "identity.png", "blur_uniform.png", "overview.png"):
+        assert (out / name).is_file(), name
+
+
+def test_a_figure_that_fails_costs_no_numbers(degrade, tmp_path, monkeypatch, capsys):
+    from tfinverse.utils import results
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(results, "save_image_grid", broken)
+    out = tmp_path / "run"
+    assert run_script(degrade.main, ["--operators", "identity", "--images", "mnist5k:0", "--image-size", "16",
+                                     "--out", str(out)]) == 0
+    assert (out / "degrade.csv").is_file() and not (out / "overview.png").exists()
+    assert "warning: could not write figure" in capsys.readouterr().err

@@ -66,11 +66,13 @@ def test_image_grid_upscales_small_images_with_nearest_neighbour(tmp_path):
 
 
 def locate(grid, patch):
-    """Top-left corner where ``patch`` appears exactly in ``grid``."""
-    scores = cv2.matchTemplate(grid.astype(np.float32), patch.astype(np.float32), cv2.TM_SQDIFF)
-    best, _, (x, y), _ = cv2.minMaxLoc(scores)
-    assert best < 1e-3, "the image is not in the grid unchanged"
-    return y, x
+    """Top-left corner of the one place where ``patch`` appears pixel for pixel in ``grid``."""
+    height, width = patch.shape[:2]
+    # Candidates: where the patch's first pixel matches; each is then compared whole.
+    candidates = np.argwhere(grid[: grid.shape[0] - height + 1, : grid.shape[1] - width + 1] == patch[0, 0])
+    found = [(y, x) for y, x in candidates if np.array_equal(grid[y : y + height, x : x + width], patch)]
+    assert len(found) == 1, f"the image should appear exactly once in the grid, unchanged; found {len(found)}"
+    return found[0]
 
 
 def test_image_grid_with_titles_and_captions_draws_text_in_its_bands(tmp_path):

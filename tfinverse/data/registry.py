@@ -42,6 +42,8 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tfinverse.errors import InputError, UnknownNameError, unknown_name
+
 __all__ = [
     "held_out_images",
     "DatasetUnavailableError",
@@ -159,13 +161,28 @@ def available(offline_only: bool = False) -> Tuple[str, ...]:
     return tuple(sorted(n for n, s in _SOURCES.items() if s.offline or not offline_only))
 
 
+def _looks_like_path(name: str) -> bool:
+    return any(sep in name for sep in ("/", "\\", os.sep)) or name.startswith(("~", ".")) or "." in name
+
+
 def info(name: str) -> SourceInfo:
-    """The :class:`SourceInfo` of a source; KeyError listing the known names otherwise."""
+    """The :class:`SourceInfo` of a source.
+
+    Raises:
+      UnknownNameError: (a ``KeyError``) for an unknown name, listing the known ones; a name
+        that looks like a path is reported as a missing file or folder instead.
+    """
     _ensure_registered()
     try:
         return _SOURCES[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; available: {', '.join(available())}") from None
+        if _looks_like_path(str(name)):
+            what = "is not a folder" if os.path.isfile(name) else "does not exist"
+            raise UnknownNameError(
+                f"{name} {what}: expected a folder of images or a registered dataset "
+                f"({', '.join(available())})"
+            ) from None
+        raise unknown_name("dataset", name, available()) from None
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
@@ -396,13 +413,13 @@ def held_out_images(spec: str, n: int, image_shape, data_dir=None) -> np.ndarray
         raise ValueError(f"n must be a positive integer, got {n!r}")
     height, width, channels = (int(v) for v in image_shape)
     if Path(spec).is_dir():
-        ds = load("folder", split="all", image_size=(height, width), channels=channels, batch_size=int(n),
-                  shuffle=False, data_dir=spec)
-        arrays = next(iter(ds)).numpy()
+        from tfinverse.data.folders import read_folder_images
+
+        arrays = read_folder_images(spec, int(n), (height, width), channels)
     else:
         options = {"data_dir": data_dir} if data_dir and not info(spec).offline else {}
         arrays = load_arrays(spec, split="test", image_size=(height, width), channels=channels, **options)
     if len(arrays) < n:
-        raise ValueError(f"{spec} has {len(arrays)} held-out images, {n} requested")
+        raise InputError(f"{spec} has {len(arrays)} held-out images, {n} requested")
     picks = np.linspace(0, len(arrays) - 1, int(n)).round().astype(int)
     return np.asarray(arrays[picks], dtype=np.float32)

@@ -12,7 +12,7 @@ which are kept separate from the linear part so that any noise composes with any
 Importing this package registers every family below.
 """
 
-from tfinverse.operators.base import LinearOperator, available, conjugate_gradient, get, register
+from tfinverse.operators.base import LinearOperator, available, conjugate_gradient, get, operator_class, register
 from tfinverse.operators.blur import Blur, GaussianBlur, UniformBlur, gaussian_kernel, uniform_kernel
 from tfinverse.operators.composition import Composition, NamedComposition
 from tfinverse.operators.compressed_sensing import CompressedSensing
@@ -27,6 +27,7 @@ from tfinverse.operators.noise import (
     available_noise,
     get_noise,
     measure,
+    noise_class,
     register_noise,
 )
 from tfinverse.operators.super_resolution import Decimate, SuperResolution, bicubic_upsample
@@ -38,6 +39,7 @@ __all__ = [
     "available",
     "conjugate_gradient",
     "get",
+    "operator_class",
     "register",
     # noise models
     "NoiseModel",
@@ -47,6 +49,7 @@ __all__ = [
     "available_noise",
     "get_noise",
     "measure",
+    "noise_class",
     "register_noise",
     # operator families
     "Identity",

@@ -33,6 +33,7 @@ __all__ = [
     "register",
     "available",
     "get",
+    "operator_class",
     "conjugate_gradient",
 ]
 
@@ -72,6 +73,15 @@ def get(name: str, **params) -> "LinearOperator":
       KeyError: for an unknown name (the message lists the known ones).
     """
     return _REGISTRY.build(name, **params)
+
+
+def operator_class(name: str) -> type:
+    """The class registered under ``name`` (its constructor lists the valid parameters).
+
+    Raises:
+      UnknownNameError: (a ``KeyError``) for an unknown name, listing the known ones.
+    """
+    return _REGISTRY.get_class(name)
 
 
 def _as_shape(shape: Sequence[int], what: str) -> Tuple[int, ...]:

@@ -31,6 +31,7 @@ __all__ = [
     "register_noise",
     "available_noise",
     "get_noise",
+    "noise_class",
     "measure",
 ]
 
@@ -71,6 +72,15 @@ def get_noise(name: str, **params) -> "NoiseModel":
       KeyError: for an unknown name (the message lists the known ones).
     """
     return _NOISE_REGISTRY.build(name, **params)
+
+
+def noise_class(name: str) -> type:
+    """The noise model class registered under ``name``.
+
+    Raises:
+      UnknownNameError: (a ``KeyError``) for an unknown name, listing the known ones.
+    """
+    return _NOISE_REGISTRY.get_class(name)
 
 
 def _as_seed(seed) -> tf.Tensor:

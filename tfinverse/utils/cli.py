@@ -28,10 +28,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-import numpy as np
-import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
-
+from tfinverse.errors import InputError, unknown_name
 from tfinverse.utils.results import markdown_table
 
 __all__ = [
@@ -44,6 +41,14 @@ __all__ = [
     "resolve_log_dir",
     "prepare_output_dir",
     "output_dir_or_exit",
+    "add_run_flags",
+    "configure_run",
+    "start_tensorflow",
+    "user_error_message",
+    "run_script",
+    "parse_spec",
+    "parse_value",
+    "coerce_parameters",
     "summary_writer",
     "summary_scalar",
     "summary_images",
@@ -115,6 +120,28 @@ def add_common_flags(
         action="store_true",
         help="write into a non-empty output folder and replace existing files",
     )
+    add_run_flags(parser)
+    return parser
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``--quiet``, ``--verbose`` and ``--debug`` (:func:`add_common_flags` calls it).
+
+    ``--quiet`` turns progress bars off, ``--verbose`` lets TensorFlow print its start-up
+    log (hidden by default: on a CPU-only machine it includes an alarming but harmless CUDA
+    error), ``--debug`` shows the full traceback of a usage or data error instead of the
+    one-line ``error:`` message (see :func:`run_script`).
+
+    Args:
+      parser: the script's parser.
+
+    Returns:
+      ``parser``, with the flags in an argument group "run options".
+    """
+    group = parser.add_argument_group("run options")
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+    group.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log")
+    group.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser
 
 
@@ -150,10 +177,141 @@ def parse_common_args(
       The parsed namespace.
     """
     args = parser.parse_args(argv)
-    args.log_dir = resolve_log_dir(args)
+    if hasattr(args, "out"):
+        args.log_dir = resolve_log_dir(args)
     if getattr(args, "data_dir", None) is None:
         args.data_dir = os.environ.get(DATA_DIR_ENV) or None
+    configure_run(args)
     return args
+
+
+_QUIET = False  # set by configure_run from --quiet: progress() then shows no bars
+
+
+def configure_run(args: argparse.Namespace) -> None:
+    """Applies the run options of parsed flags: progress bars and TensorFlow's start-up log.
+
+    Call it right after parsing (``parse_common_args`` does), before anything imports
+    TensorFlow: unless ``args.verbose`` is set, TensorFlow is then imported and its devices
+    listed with the process's stderr pointed at ``/dev/null``, which is the only way to
+    hide the messages its C++ libraries print before their logging is set up.
+
+    Args:
+      args: parsed flags; ``quiet`` and ``verbose`` are read if present.
+    """
+    global _QUIET
+    _QUIET = bool(getattr(args, "quiet", False))
+    start_tensorflow(verbose=bool(getattr(args, "verbose", False)))
+
+
+def start_tensorflow(verbose: bool = False):
+    """Imports TensorFlow and initialises its devices, silently unless ``verbose``.
+
+    TensorFlow 2.21's start-up messages (oneDNN, CPU features, "failed call to cuInit" on
+    machines without a GPU) are written by C++ code before its log level is read, so
+    ``TF_CPP_MIN_LOG_LEVEL`` alone does not hide them. Here file descriptor 2 is redirected
+    while TensorFlow loads and lists its devices, then restored; errors raised meanwhile
+    still reach the caller. Later C++ messages below ERROR are hidden by
+    ``TF_CPP_MIN_LOG_LEVEL=2`` unless ``verbose``.
+
+    Args:
+      verbose: show everything.
+
+    Returns:
+      The ``tensorflow`` module.
+    """
+    if verbose:
+        import tensorflow as tf
+
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreter): import as it is
+        import tensorflow as tf
+
+        return tf
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    return tf
+
+
+def user_error_message(error: BaseException) -> Optional[str]:
+    """The one-line message of an error that is the user's to fix, or None for a bug.
+
+    Usage and data errors are :class:`tfinverse.errors.InputError` (a ``ValueError``),
+    a missing dataset (``DatasetUnavailableError``), a missing file, a ``SystemExit``
+    carrying an ``error: ...`` text, and an InputError raised inside a ``tf.data``
+    pipeline (TensorFlow wraps it in an ``OpError`` whose text holds the original line).
+
+    Args:
+      error: the exception.
+
+    Returns:
+      The message without the ``error:`` prefix, or None.
+    """
+    if isinstance(error, SystemExit):
+        return str(error.code).removeprefix("error: ") if isinstance(error.code, str) else None
+    if isinstance(error, InputError):
+        return str(error)
+    registry = sys.modules.get("tfinverse.data.registry")
+    if registry is not None and isinstance(error, registry.DatasetUnavailableError):
+        return str(error)
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"no such file or folder: {error.filename}"
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, tf.errors.OpError):
+        import re
+
+        found = re.search(r"(?:InputError|UnknownNameError): (.*)", error.message or "")
+        if found:
+            return found.group(1).strip()
+    return None
+
+
+def run_script(main, argv: Optional[Sequence[str]] = None) -> int:
+    """Runs a script's ``main(argv)`` and turns usage and data errors into one line.
+
+    A script ends with ``sys.exit(run_script(main))``. An error the user can fix (see
+    :func:`user_error_message`) prints ``error: <message>`` on stderr and gives exit status
+    2, as argparse does for a bad flag; with ``--debug`` in ``argv`` it is raised with its
+    traceback instead. Ctrl-C prints ``interrupted`` and gives 130. Any other exception is a
+    bug and keeps its traceback.
+
+    Args:
+      main: the script's ``main(argv) -> int``.
+      argv: the arguments; default ``sys.argv[1:]``.
+
+    Returns:
+      The exit status.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return int(main(argv) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BaseException as error:  # noqa: BLE001 - re-raised unless it is the user's to fix
+        if isinstance(error, SystemExit) and not isinstance(error.code, str):
+            raise
+        message = user_error_message(error)
+        if message is None or "--debug" in argv:
+            raise
+        lines = message.strip().splitlines() or [type(error).__name__]
+        # One line says what is wrong; a layout or list that the message carries follows indented.
+        print(f"error: {lines[0]}", file=sys.stderr)
+        for line in lines[1:]:
+            print(f"  {line}", file=sys.stderr)
+        return 2
 
 
 def prepare_output_dir(path, overwrite: bool = False) -> Path:
@@ -203,7 +361,7 @@ def output_dir_or_exit(args: argparse.Namespace) -> Path:
         raise SystemExit(f"error: {error}") from None
 
 
-def summary_writer(log_dir) -> tf.summary.SummaryWriter:
+def summary_writer(log_dir):
     """A TensorBoard file writer for ``log_dir`` (created if missing).
 
     ``tf.summary.scalar`` and ``tf.summary.image`` need the ``tensorboard`` package, which
@@ -216,11 +374,15 @@ def summary_writer(log_dir) -> tf.summary.SummaryWriter:
     Returns:
       A ``tf.summary.SummaryWriter``; use it as ``with writer.as_default(): ...``.
     """
+    import tensorflow as tf
+
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     return tf.summary.create_file_writer(str(log_dir))
 
 
 def _plugin_metadata(plugin_name: str, data_class: int, description: Optional[str]):
+    from tensorflow.core.framework import summary_pb2
+
     metadata = summary_pb2.SummaryMetadata(summary_description=description or "", data_class=data_class)
     metadata.plugin_data.plugin_name = plugin_name
     return metadata
@@ -244,6 +406,9 @@ def summary_scalar(name: str, data, step=None, description: Optional[str] = None
     Raises:
       ValueError: if ``data`` is not a scalar.
     """
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
     data = tf.convert_to_tensor(data)
     if data.shape.rank is not None and data.shape.rank != 0:
         raise ValueError(f"summary_scalar: data must be a scalar, got shape {data.shape.as_list()}")
@@ -269,6 +434,9 @@ def summary_images(name: str, images, step=None, max_outputs: int = 3, descripti
     Raises:
       ValueError: for a shape that is not ``[batch, height, width, 1|3|4]``.
     """
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4 or images.shape[-1] not in (1, 3, 4):
         raise ValueError(
@@ -337,7 +505,7 @@ def flag_table(parser: argparse.ArgumentParser) -> str:
     return markdown_table(rows, columns=["flag", "default", "help"])
 
 
-def set_global_seed(seed: int, deterministic_ops: bool = False) -> np.random.Generator:
+def set_global_seed(seed: int, deterministic_ops: bool = False):
     """Seeds Python's ``random``, numpy's global generator and TensorFlow's global seed.
 
     The library itself draws from explicit seeds; this covers third-party code and Keras
@@ -354,8 +522,12 @@ def set_global_seed(seed: int, deterministic_ops: bool = False) -> np.random.Gen
     Raises:
       ValueError: if ``seed`` is not an integer in range.
     """
+    import numpy as np
+
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= _MAX_SEED:
         raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    import tensorflow as tf
+
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
@@ -373,10 +545,11 @@ def _stdout_is_terminal() -> bool:
 
 
 def progress(iterable: Optional[Iterable] = None, force: bool = False, **tqdm_kwargs):
-    """A tqdm progress bar that stays quiet when stdout is not a terminal.
+    """A tqdm progress bar that stays quiet when stdout is not a terminal, or under ``--quiet``.
 
     In CI logs and redirected output the bar would print a line per refresh; there it is
-    disabled unless ``force`` is set. An explicit ``disable=`` in ``tqdm_kwargs`` wins.
+    disabled unless ``force`` is set. ``--quiet`` (see :func:`configure_run`) disables
+    every bar. An explicit ``disable=`` in ``tqdm_kwargs`` wins.
 
     Args:
       iterable: what to iterate over (may be None with ``total=`` for manual updates).
@@ -389,7 +562,7 @@ def progress(iterable: Optional[Iterable] = None, force: bool = False, **tqdm_kw
     from tqdm import tqdm
 
     if "disable" not in tqdm_kwargs:
-        tqdm_kwargs["disable"] = not (force or _stdout_is_terminal())
+        tqdm_kwargs["disable"] = _QUIET or not (force or _stdout_is_terminal())
     return tqdm(iterable, **tqdm_kwargs)
 
 def positive_int(text: str) -> int:
@@ -462,3 +635,125 @@ def parse_name_values(items, flag: str = "--task-option") -> dict:
             value = text
         options[key.strip()] = value
     return options
+
+
+_WORDS = {"true": True, "false": False, "none": None}
+
+
+def parse_value(text: str):
+    """A command-line value as a Python value: int, float, bool, None, tuple/list, or string.
+
+    ``nan`` and ``inf`` parse as floats (so that a check can refuse them by name), quoted
+    text as a string, anything else that is not a literal as the string itself.
+
+    Args:
+      text: the value's text.
+
+    Returns:
+      The value.
+    """
+    import ast
+
+    text = text.strip()
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)  # also nan, inf, 1e-3
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def parse_spec(spec: str, flag: str) -> tuple:
+    """``name:key=value,key=value`` -> ``(name, {key: value})`` with :func:`parse_value` values.
+
+    Args:
+      spec: the text, e.g. ``"super_resolution:factor=8,noise=0.04"``.
+      flag: the flag it came from, for messages.
+
+    Returns:
+      ``(name, params)``.
+
+    Raises:
+      InputError: for an empty name or an item without ``=``.
+    """
+    name, _, rest = spec.partition(":")
+    if not name.strip():
+        raise InputError(f"{flag} {spec!r}: expected NAME[:key=value,...]")
+    params = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"{flag} {spec!r}: expected key=value, got {item!r}")
+        params[key.strip()] = parse_value(value)
+    return name.strip(), params
+
+
+def coerce_parameters(what: str, params: dict, signature_of, skip: Iterable[str] = ()) -> dict:
+    """Checks parsed ``key=value`` parameters against a constructor's signature.
+
+    Names the constructor does not take are refused with the list of those it takes. Values
+    are converted to the type of the parameter's default where that is a number or a bool:
+    an integer parameter refuses ``abc`` and ``2.5``, a float parameter refuses ``nan`` and
+    ``inf``, a bool takes ``true``/``false``/``1``/``0``.
+
+    Args:
+      what: what the parameters are for, in messages (``"--tasks sr:factor=abc"``).
+      params: the parsed parameters.
+      signature_of: the callable (class or function) whose keyword parameters are valid.
+      skip: parameter names that are not the user's to set (``image_shape``, ``seed``, ...).
+
+    Returns:
+      A new dict of converted values.
+
+    Raises:
+      UnknownNameError: for a name the constructor does not take.
+      InputError: for a value of the wrong type or a non-finite number.
+    """
+    import inspect
+
+    accepted = {
+        name: parameter
+        for name, parameter in inspect.signature(signature_of).parameters.items()
+        if name not in ("self", *skip) and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    }
+    converted = {}
+    for key, value in params.items():
+        if key not in accepted:
+            raise unknown_name("parameter", key, accepted, where=what)
+        default = accepted[key].default
+        converted[key] = _coerce(what, key, value, default)
+    return converted
+
+
+def _coerce(what: str, key: str, value, default):
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1):
+            return bool(value)
+        raise InputError(f"{what}: {key} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        whole = (
+            isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value == int(value)
+        )
+        if not whole:
+            raise InputError(f"{what}: {key} must be an integer, got {value!r}")
+        return int(value)
+    if isinstance(default, float) or (isinstance(value, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(default, float):
+                raise InputError(f"{what}: {key} must be a number, got {value!r}")
+            return value
+        if not math.isfinite(value):
+            raise InputError(f"{what}: {key} must be a finite number, got {value!r}")
+        return float(value) if isinstance(default, float) else value
+    return value

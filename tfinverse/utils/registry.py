@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Dict, Iterable, Tuple
 
+from tfinverse.errors import unknown_name
+
 __all__ = ["Registry"]
 
 
@@ -46,15 +48,29 @@ class Registry:
         """An instance of the class registered under ``name``.
 
         Raises:
-          KeyError: for an unknown name (the message lists the known ones).
+          UnknownNameError: (a ``KeyError`` and ``ValueError``) for an unknown name, or a
+            keyword the class does not take; the message lists the valid ones.
         """
-        try:
-            cls = self._classes[name]
-        except KeyError:
-            raise KeyError(f"unknown {self.kind} {name!r}; available: {', '.join(self.names())}") from None
+        cls = self.get_class(name)
         accepted = inspect.signature(cls.__init__).parameters
         takes_any = any(p.kind == p.VAR_KEYWORD for p in accepted.values())
         for key in self.optional_params:
             if key in params and key not in accepted and not takes_any:
                 del params[key]
+        if not takes_any:
+            for key in params:
+                if key not in accepted or key == "self":
+                    valid = [k for k in accepted if k != "self"]
+                    raise unknown_name("parameter", key, valid, where=f"{self.kind} {name}")
         return cls(**params)
+
+    def get_class(self, name: str) -> type:
+        """The class registered under ``name``.
+
+        Raises:
+          UnknownNameError: for an unknown name (the message lists the known ones).
+        """
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise unknown_name(self.kind, name, self.names()) from None

@@ -13,11 +13,13 @@ a few common symbols are spelled out and other non-ASCII characters become ``?``
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -25,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 __all__ = [
+    "reported_figure",
     "atomic_write_bytes",
     "atomic_write_text",
     "save_png",
@@ -36,6 +39,30 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 
 _TEMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def reported_figure(path: PathLike, failures: Optional[List[str]] = None):
+    """Runs the code that draws one figure; if it fails, says so and goes on.
+
+    Every script writes its tables and arrays first, then its figures inside this guard,
+    so a plotting problem (a missing ``matplotlib``, a layout error) never costs the
+    numbers. ``KeyboardInterrupt`` and ``SystemExit`` still stop the run.
+
+    Args:
+      path: the figure's file, for the message.
+      failures: optional list that receives one line per failed figure (for a run's notes).
+
+    Yields:
+      Nothing; write the figure inside the ``with`` block.
+    """
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - a figure is never worth the run's results
+        message = f"could not write figure {path}: {type(error).__name__}: {error}"
+        print(f"warning: {message}", file=sys.stderr)
+        if failures is not None:
+            failures.append(message)
 
 
 def _refuse_existing(path: Path) -> None:
