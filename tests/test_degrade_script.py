@@ -72,7 +72,7 @@ def one_line_error(degrade, capsys, argv):
         (["--operators", "no_such_op"], "unknown operator 'no_such_op'"),
         (["--operators", "super_resolution:factor=abc"], "factor must be an integer, got 'abc'"),
         (["--operators", "super_resolution:bogus=3"], "unknown parameter 'bogus'; valid: "),
-        (["--operators", "compressed_sensing:ratio=1.5"], "ratio must be in (0, 1]"),
+        (["--operators", "compressed_sensing:ratio=0"], "ratio must be positive"),
         (["--operators", "super_resolution:factor=5"], "--operators super_resolution: "),
         (["--noise", "gaussian:sigma=nan"], "sigma must be a finite number"),
         (["--noise", "laplace"], "unknown noise model 'laplace'"),

@@ -50,6 +50,32 @@ def test_unknown_name_lists_known_ones():
         ops.get("no_such_operator")
 
 
+def test_unknown_parameter_lists_the_valid_ones():
+    with pytest.raises(KeyError, match=r"unknown parameter 'bogus'.*valid: .*factor"):
+        ops.get("super_resolution", image_shape=(16, 16, 1), bogus=3)
+
+
+@pytest.mark.parametrize("name", ops.available())
+def test_pinv_and_back_projection_refuse_nan_and_inf(name):
+    A = build(name, (16, 16, 1))
+    y = A.random_measurement(2, seed=1).numpy()
+    x = A.random_input(2, seed=2).numpy()
+    bad_y, bad_x = y.copy(), x.copy()
+    bad_y.flat[3] = np.nan
+    bad_x.flat[5] = np.inf
+    with pytest.raises(ValueError, match="measurement y contains 1 NaN or Inf"):
+        A.pinv(bad_y)
+    with pytest.raises(ValueError, match="measurement y contains 1 NaN or Inf"):
+        A.back_project(x, bad_y)
+    with pytest.raises(ValueError, match="estimate x_hat contains 1 NaN or Inf"):
+        A.back_project(bad_x, y)
+    # Inside tf.function the same check runs with the graph.
+    compiled = tf.function(A.pinv)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or Inf"):
+        compiled(tf.constant(bad_y))
+    np.testing.assert_allclose(compiled(tf.constant(y)).numpy(), A.pinv(y).numpy(), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name,shape", CASES, ids=IDS)
 def test_adjoint_dot_product(name, shape):
     A = build(name, shape)

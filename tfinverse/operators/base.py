@@ -208,17 +208,25 @@ class LinearOperator:
 
         Closed form where the operator has one; otherwise ``A^T u`` with ``u`` solving
         ``A A^T u = y`` by conjugate gradients (``cg_tol``, ``cg_max_iter``).
+
+        Raises:
+          ValueError: a wrong shape or dtype, or NaN/Inf in ``y`` (inside ``tf.function``
+            the NaN/Inf check runs with the graph and raises ``InvalidArgumentError``).
         """
-        return self._pinv(self._check(y, self.out_shape, "measurement y"))
+        return self._pinv(self._check_finite(self._check(y, self.out_shape, "measurement y"), "measurement y"))
 
     def back_project(self, x_hat, y) -> tf.Tensor:
         """Back-projection ``x_hat + A^+ (y - A x_hat)`` (IAGAN, eq. 10).
 
         The result agrees exactly with ``y`` in the row space of ``A`` and keeps ``x_hat``'s
         null-space component.
+
+        Raises:
+          ValueError: a wrong shape or dtype, or NaN/Inf in ``x_hat`` or ``y``, as every
+            inversion method refuses them (inside ``tf.function``: ``InvalidArgumentError``).
         """
-        x_hat = self._check(x_hat, self.in_shape, "estimate x_hat")
-        y = self._check(y, self.out_shape, "measurement y")
+        x_hat = self._check_finite(self._check(x_hat, self.in_shape, "estimate x_hat"), "estimate x_hat")
+        y = self._check_finite(self._check(y, self.out_shape, "measurement y"), "measurement y")
         return x_hat + self._pinv(y - self._forward(x_hat))
 
     def resample(self, seed: int) -> "LinearOperator":
@@ -302,3 +310,13 @@ class LinearOperator:
         ):
             raise ValueError(f"{self.name}: {what} must have shape {expected}, got {list(got)}")
         return t
+
+    def _check_finite(self, t: tf.Tensor, what: str) -> tf.Tensor:
+        """Refuses NaN/Inf: a ValueError when eager, a graph assertion inside tf.function."""
+        message = f"{self.name}: {what} contains NaN or Inf values"
+        if tf.executing_eagerly() and not isinstance(t, tf.Variable):
+            bad = int(tf.size(t)) - int(tf.math.count_nonzero(tf.math.is_finite(t)))
+            if bad:
+                raise ValueError(f"{self.name}: {what} contains {bad} NaN or Inf value(s)")
+            return t
+        return tf.debugging.assert_all_finite(t, message)

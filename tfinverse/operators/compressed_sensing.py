@@ -58,7 +58,7 @@ class CompressedSensing(LinearOperator):
       **kwargs: ``cg_tol``, ``cg_max_iter`` of :class:`LinearOperator`.
 
     Raises:
-      ValueError: for both or invalid ``m``/``ratio`` (``m > n``, ``ratio > 1`` included), a missing seed, or a matrix larger
+      ValueError: for both or invalid ``m``/``ratio``, a missing seed, or a matrix larger
         than ``max_matrix_bytes`` (the message gives its size in GB and the image size).
     """
 
@@ -73,16 +73,11 @@ class CompressedSensing(LinearOperator):
             raise ValueError(f"give either m or ratio, not both (got m={m}, ratio={ratio})")
         if m is None:
             ratio = 0.1 if ratio is None else float(ratio)
-            if not 0 < ratio <= 1:
-                raise ValueError(
-                    f"ratio must be in (0, 1], got {ratio}: more measurements than pixels is not "
-                    "compressed sensing, and A A^T, which the pseudo-inverse solves with, is singular"
-                )
+            if not ratio > 0:
+                raise ValueError(f"ratio must be positive, got {ratio}")
             m = max(1, int(round(ratio * n)))
         elif isinstance(m, bool) or int(m) != m or m < 1:
             raise ValueError(f"m must be a positive integer, got {m!r}")
-        elif m > n:
-            raise ValueError(f"m must be at most n = {n} (the number of pixels), got {m}")
         self.m = int(m)
         self.n = n
         self.max_matrix_bytes = int(max_matrix_bytes)

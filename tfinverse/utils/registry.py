@@ -57,12 +57,36 @@ class Registry:
         for key in self.optional_params:
             if key in params and key not in accepted and not takes_any:
                 del params[key]
-        if not takes_any:
+        valid = self.parameters(name)
+        if valid is not None:
             for key in params:
-                if key not in accepted or key == "self":
-                    valid = [k for k in accepted if k != "self"]
+                if key not in valid:
                     raise unknown_name("parameter", key, valid, where=f"{self.kind} {name}")
         return cls(**params)
+
+    def parameters(self, name: str):
+        """The keyword parameters the class registered under ``name`` accepts.
+
+        A constructor that passes ``**kwargs`` on to its base class accepts the base's
+        parameters too; the classes of the MRO are followed until one takes no ``**kwargs``.
+
+        Returns:
+          A sorted tuple of names, or None if some constructor takes arbitrary keywords.
+        """
+        names = set()
+        for klass in self.get_class(name).__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            if klass is object:
+                return None
+            params = inspect.signature(klass.__init__).parameters
+            names.update(
+                k for k, p in params.items()
+                if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            )
+            if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+                return tuple(sorted(names))
+        return None
 
     def get_class(self, name: str) -> type:
         """The class registered under ``name``.
