@@ -203,9 +203,9 @@ def run(args) -> dict:
     """Deploys as the parsed flags say; returns the contents of ``deploy.json``."""
     from tfinverse.tasks.igan_tasks import data_sources, evaluate, evaluation_batches, get_task
     from tfinverse.utils.cli import prepare_output_dir
-    from tfinverse.utils.results import atomic_write_text, write_table
-
     from tfinverse.utils.cli import parse_name_values
+    from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, write_table
+
     task = get_task(args.task, **parse_name_values(args.task_option))
     for flag in ("num_samples", "batch_size", "grid_rows"):
         if getattr(args, flag) < 1:
@@ -228,14 +228,18 @@ def run(args) -> dict:
     rows = evaluate(task, y, x_true, z_true, x_est, z_est, sample_rate=args.sample_rate, **extra)
     table = write_table(out, "metrics", rows, overwrite=args.overwrite)
 
-    files = {}
+    # Arrays after the table and before any figure: a figure that fails costs no results.
+    arrays = {"y": y, "x": x_true, "component": z_true, "x_est": x_est, "component_est": z_est}
+    files = {"arrays": str(atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite))}
+    figure_failures = []
     if task.image_size == 0:
         from tfinverse.tasks.igan_tasks import plot_toy_mapping
 
-        files["figure"] = plot_toy_mapping(y, x_true, x_est, out / "toy2d.png", title=f"igan {task.name}")
+        with reported_figure(out / "toy2d.png", figure_failures):
+            files["figure"] = plot_toy_mapping(y, x_true, x_est, out / "toy2d.png", title=f"igan {task.name}")
     else:
-        arrays = {"y": y, "x": x_true, "component": z_true, "x_est": x_est, "component_est": z_est}
-        files["grids"] = write_grids(out, task, arrays, args.grid_rows, args.max_grids, args.overwrite)
+        with reported_figure(out / "grids", figure_failures):
+            files["grids"] = write_grids(out, task, arrays, args.grid_rows, args.max_grids, args.overwrite)
     if task.name == "audio_captcha":
         files["audio"] = write_audio(out, task, reference, x_est, z_est, args.max_audio_files, args.overwrite)
 
@@ -248,6 +252,7 @@ def run(args) -> dict:
         "data_sources": data_sources(task, args.data_dir),
         "files": files,
         "metrics_table": str(out / "metrics.md"),
+        "figure_failures": figure_failures,
     }
     atomic_write_text(out / "deploy.json", json.dumps(report, indent=2, default=str) + "\n", overwrite=args.overwrite)
     print(table, flush=True)
@@ -255,11 +260,11 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    from tfinverse.data import DatasetUnavailableError
     from tfinverse.utils.cli import parse_common_args
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = parse_common_args(build_parser(), argv)
+    args = parse_common_args(build_parser(), argv)  # before anything heavy: --help answers at once
+    from tfinverse.data import DatasetUnavailableError
+
     try:
         run(args)
     except (ValueError, FileNotFoundError, FileExistsError, DatasetUnavailableError) as error:
@@ -268,4 +273,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

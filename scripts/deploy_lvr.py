@@ -79,19 +79,12 @@ import argparse
 import io
 import json
 import math
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
-
-_SCRIPTS_DIR = str(Path(__file__).resolve().parent)
-if _SCRIPTS_DIR not in sys.path:  # loaded by file path (tests): make deploy_iagan.py importable
-    sys.path.insert(0, _SCRIPTS_DIR)
 
 __all__ = [
     "EXPERIMENTS",
@@ -171,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
       The parser; its epilog is the module docstring without the flag table.
     """
-    from tfinverse.inversion.lvr import CLIPPING_MODES, ORIGINAL_NOISE_VARIANCES, ORIGINAL_PRECISIONS
+    from tfinverse.tasks.lvr import CLIPPING_MODES, ORIGINAL_NOISE_VARIANCES, ORIGINAL_PRECISIONS
     from tfinverse.utils.cli import add_common_flags
 
     description, rest = __doc__.split("\n\n", 1)
@@ -322,12 +315,6 @@ def _generate(generator, z, call_kwargs) -> np.ndarray:
     return np.asarray(generator(tf.constant(z, tf.float32), **call_kwargs), np.float32)
 
 
-def _npz_bytes(arrays) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
 def _call_kwargs(args) -> dict:
     return {"batch_statistics": True} if args.batch_statistics else {}
 
@@ -413,7 +400,7 @@ def _plot_recovery(path: Path, rows, curves, precisions, overwrite: bool) -> Pat
         plt.close(figure)
 
 
-def run_recovery(generator, args, out: Path, writer=None) -> dict:
+def run_recovery(generator, args, out: Path, writer=None, figure_failures=None) -> dict:
     """Recovers the latents of generated images with each clipping rule.
 
     The targets are the clean images, or with ``--recovery-noise-variance`` noisy copies
@@ -434,7 +421,7 @@ def run_recovery(generator, args, out: Path, writer=None) -> dict:
     from tfinverse.inversion import lvr
     from tfinverse.operators.identity import Identity
     from tfinverse.utils.cli import summary_scalar
-    from tfinverse.utils.results import atomic_write_bytes, write_table
+    from tfinverse.utils.results import atomic_write_bytes, npz_bytes, reported_figure, write_table
 
     call_kwargs = _call_kwargs(args)
     z_true = np.asarray(generator.sample_latent(args.num_images, np.random.default_rng(sub_seed(args.seed, 0))),
@@ -502,8 +489,9 @@ def run_recovery(generator, args, out: Path, writer=None) -> dict:
                      "noise_variance": "g"})
     table = write_table(out, "recovery", rows, columns=columns, floatfmt=floatfmt, overwrite=args.overwrite)
     print(table, flush=True)
-    atomic_write_bytes(out / "recovery_latents.npz", _npz_bytes(arrays), overwrite=args.overwrite)
-    _plot_recovery(out / "recovery.png", rows, curves, args.precisions, args.overwrite)
+    atomic_write_bytes(out / "recovery_latents.npz", npz_bytes(arrays), overwrite=args.overwrite)
+    with reported_figure(out / "recovery.png", figure_failures):
+        _plot_recovery(out / "recovery.png", rows, curves, args.precisions, args.overwrite)
     return {"rows": rows, "details": details}
 
 
@@ -611,7 +599,7 @@ def _save_grid(path: Path, clean, per_variance, grid_variances, grid_images, ove
                            captions=captions, overwrite=overwrite)
 
 
-def run_denoising(generator, real, args, out: Path, writer=None) -> dict:
+def run_denoising(generator, real, args, out: Path, writer=None, figure_failures=None) -> dict:
     """Denoises generated and real images at every noise variance with BM3D, LVR and LVR-SA.
 
     Args:
@@ -626,7 +614,7 @@ def run_denoising(generator, real, args, out: Path, writer=None) -> dict:
     """
     from tfinverse.inversion import lvr
     from tfinverse.utils.cli import progress, summary_scalar
-    from tfinverse.utils.results import atomic_write_bytes, write_table
+    from tfinverse.utils.results import atomic_write_bytes, npz_bytes, reported_figure, write_table
 
     bm3d_note = _bm3d_unavailable_reason(generator.output_shape)
     if bm3d_note:
@@ -695,11 +683,12 @@ def run_denoising(generator, real, args, out: Path, writer=None) -> dict:
                              "sa_latent_mse": ".3f", "estimation_seconds": ".1f"})
     sharpness = write_table(out, "sharpness", sharpness_rows, floatfmt=sharpness_format, overwrite=args.overwrite)
     print(sharpness, flush=True)
-    atomic_write_bytes(out / "denoising_arrays.npz", _npz_bytes(arrays), overwrite=args.overwrite)
+    atomic_write_bytes(out / "denoising_arrays.npz", npz_bytes(arrays), overwrite=args.overwrite)
     if args.grid_images:
         for name, clean in clean_sets.items():
-            _save_grid(out / f"denoising_{name}.png", clean, per_set[name], args.grid_variances, args.grid_images,
-                       args.overwrite)
+            with reported_figure(out / f"denoising_{name}.png", figure_failures):
+                _save_grid(out / f"denoising_{name}.png", clean, per_set[name], args.grid_variances,
+                           args.grid_images, args.overwrite)
     return {
         "rows": rows,
         "sharpness": sharpness_rows,
@@ -734,12 +723,12 @@ def main(argv=None) -> int:
       SystemExit: for bad flags, a prior that cannot be loaded, too few real images or an
         output folder that is not empty without ``--overwrite``; all before any descent runs.
     """
+    started = time.perf_counter()
+    args = parse_args(argv)
     from tfinverse.pretrained import load_prior
     from tfinverse.utils.cli import output_dir_or_exit, set_global_seed, summary_writer
     from tfinverse.utils.results import atomic_write_text
 
-    started = time.perf_counter()
-    args = parse_args(argv)
     try:
         generator = load_prior(args.prior)
     except (FileNotFoundError, KeyError, ValueError) as error:
@@ -749,9 +738,9 @@ def main(argv=None) -> int:
                          "mode; use a DCGANGenerator or leave the flag off")
     real = None
     if "denoising" in args.experiments:
-        from deploy_iagan import load_images
+        from tfinverse import data
 
-        real = load_images(args.images, args.num_images, generator.output_shape, args.data_dir)
+        real = data.held_out_images(args.images, args.num_images, generator.output_shape, args.data_dir)
     out = output_dir_or_exit(args)
     set_global_seed(args.seed)
     writer = summary_writer(args.log_dir)
@@ -776,13 +765,13 @@ def main(argv=None) -> int:
                                "statistics; see --batch-statistics)")
     if "recovery" in args.experiments:
         t0 = time.perf_counter()
-        report["recovery"] = run_recovery(generator, args, out, writer)
+        report["recovery"] = run_recovery(generator, args, out, writer, report["notes"])
         report["recovery"]["wall_time_seconds"] = round(time.perf_counter() - t0, 2)
         report["recovery"]["success"] = ("a vector counts as recovered at precision p once its mean squared "
                                          "component error is below p at some iteration")
     if "denoising" in args.experiments:
         t0 = time.perf_counter()
-        report["denoising"] = run_denoising(generator, real, args, out, writer)
+        report["denoising"] = run_denoising(generator, real, args, out, writer, report["notes"])
         report["denoising"]["wall_time_seconds"] = round(time.perf_counter() - t0, 2)
         report["denoising"]["real_images"] = args.images
         if report["denoising"]["bm3d_note"]:
@@ -797,4 +786,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

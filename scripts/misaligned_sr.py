@@ -2,8 +2,8 @@
 """Super-resolves vertically misaligned images: the IAGAN paper's mode-collapse demonstration.
 
 Held-out images are moved down by s pixels, downscaled 4x with the bicubic kernel (without
-noise by default) and recovered by CSGM and IAGAN (reusing the method runner and image
-loader of ``scripts/deploy_iagan.py``), with bicubic up-sampling as the baseline. Scores
+noise by default) and recovered by CSGM and IAGAN (the method runner of deploy_iagan.py,
+``tfinverse.evaluation.iagan.run_task``), with bicubic up-sampling as the baseline. Scores
 are against the shifted image, which is the image being measured. The paper (BEGAN, 100
 CelebA images, "vertically translated by a few pixels", shift not published) reports PSNR
 19.18 dB for CSGM and 26.73 dB for IAGAN: CSGM suffers from what the prior cannot
@@ -68,18 +68,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
-
-_SCRIPTS_DIR = str(Path(__file__).resolve().parent)
-if _SCRIPTS_DIR not in sys.path:  # loaded by file path (tests): make the sibling scripts importable
-    sys.path.insert(0, _SCRIPTS_DIR)
 
 __all__ = [
     "METHODS",
@@ -188,7 +181,7 @@ def noise_level(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags (the table in the module docstring lists them)."""
-    from deploy_iagan import add_inversion_flags
+    from tfinverse.tasks.iagan import add_inversion_flags
     from tfinverse.utils.cli import add_common_flags, docstring_parser, positive_int
 
     parser = docstring_parser(__doc__)
@@ -259,20 +252,23 @@ def main(argv=None) -> int:
       0 on success. Bad flags exit with a message before any output is written.
     """
     started = time.perf_counter()
-    import tensorflow as tf
-    from deploy_iagan import load_images
-    from sweep_compression import method_results, npz_bytes, summarise
-
-    import tfinverse.operators as ops
-    from tfinverse import metrics
-    from tfinverse.pretrained import load_prior
     from tfinverse.utils.cli import (
         output_dir_or_exit, parse_common_args, progress, set_global_seed, summary_scalar, summary_writer,
     )
-    from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, save_image_grid, write_table
 
     parser = build_parser()
-    args = parse_common_args(parser, argv)
+    args = parse_common_args(parser, argv)  # before anything heavy: --help and flag errors answer at once
+    import tensorflow as tf
+
+    import tfinverse.operators as ops
+    from tfinverse import data, metrics
+    from tfinverse.evaluation.iagan import error_summary, run_task
+    from tfinverse.tasks.iagan import InversionTask
+    from tfinverse.pretrained import load_prior
+    from tfinverse.utils.results import (
+        atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, save_image_grid, write_table,
+    )
+
     if len(set(args.shifts)) != len(args.shifts):
         parser.error(f"argument --shifts: each shift may appear once, got {args.shifts}")
     args.shifts = sorted(args.shifts)
@@ -286,9 +282,9 @@ def main(argv=None) -> int:
         operator = ops.get("super_resolution", image_shape=shape, factor=args.factor, seed=args.seed)
     except ValueError as error:
         raise SystemExit(f"error: --factor: {error}") from None
-    out = output_dir_or_exit(args)
     set_global_seed(args.seed)
-    x = load_images(args.images, args.num_images, shape, args.data_dir)
+    x = data.held_out_images(args.images, args.num_images, shape, args.data_dir)
+    out = output_dir_or_exit(args)
     noisy = args.noise > 0
     # Held-out sets are often ordered by class: spread the grid's examples over the whole set.
     grid_picks = np.unique(np.linspace(0, len(x) - 1, min(args.grid_images, len(x))).round().astype(int))
@@ -300,12 +296,12 @@ def main(argv=None) -> int:
     rows, grid, row_labels, captions, timings = [], [], [], [], []
     arrays = {"shifts": np.asarray(args.shifts)}
     writer = summary_writer(args.log_dir)
-    spec = ("sr", "super_resolution", {"factor": args.factor}, args.noise)
+    spec = InversionTask("sr", "super_resolution", {"factor": args.factor}, args.noise)
     for shift in progress(args.shifts, desc="shift"):
         shift_started = time.perf_counter()
         x_shifted = shift_vertically(x, shift, args.fill)
-        results = method_results(generator, spec, x_shifted, args, seed=args.seed)
-        # The observation the methods saw, measured as deploy_iagan.run_task measures it.
+        results = run_task(generator, spec, x_shifted, args, seed=args.seed).by_method()
+        # The observation the methods saw, measured as run_task measures it.
         y = operator(tf.constant(x_shifted))
         if noisy:
             y = ops.get_noise("gaussian", sigma=args.noise)(y, seed=args.seed)
@@ -315,7 +311,7 @@ def main(argv=None) -> int:
             method_row, estimate = results[method]
             arrays[f"{method}@{shift}"] = estimate.astype(np.float32)
             row = {"shift": shift, "method": method}
-            summary = summarise(x_shifted, estimate)
+            summary = error_summary(x_shifted, estimate)
             row.update({key: summary[key] for key in ("dataset_psnr_db", "psnr_mean_db", "psnr_std_db", "mse_mean")})
             row.update(ssim=method_row["ssim"], seconds_per_image=method_row["seconds_per_image"], images=len(x))
             rows.append(row)
@@ -335,12 +331,6 @@ def main(argv=None) -> int:
     table = write_table(out, "results", rows, floatfmt={
         "dataset_psnr_db": ".2f", "psnr_mean_db": ".2f", "psnr_std_db": ".2f", "mse_mean": ".3e", "ssim": ".3f",
         "seconds_per_image": ".2f"}, overwrite=args.overwrite)
-    col_labels = ["shifted original", f"low-res x{args.factor}"] + [_LEGEND[m] for m in shown]
-    save_image_grid(out / "misaligned_sr.png", grid, row_labels=row_labels, col_labels=col_labels,
-                    captions=captions, min_cell_size=72, overwrite=args.overwrite)
-    noise_text = f", noise {args.noise:g}" if noisy else ", no noise"
-    title = f"SR x{args.factor}{noise_text}, prior {Path(args.prior).name}, {len(x)} images"
-    atomic_write_bytes(out / "psnr_vs_shift.png", plot_psnr_vs_shift(rows, title), overwrite=args.overwrite)
     atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite)
     report = {
         "command": " ".join(["misaligned_sr.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -356,6 +346,15 @@ def main(argv=None) -> int:
                     "estimates.npz", "logs/"],
     }
     atomic_write_text(out / "run.json", json.dumps(report, indent=2, default=str) + "\n", overwrite=args.overwrite)
+    # Figures last: a plotting problem costs no numbers.
+    col_labels = ["shifted original", f"low-res x{args.factor}"] + [_LEGEND[m] for m in shown]
+    with reported_figure(out / "misaligned_sr.png"):
+        save_image_grid(out / "misaligned_sr.png", grid, row_labels=row_labels, col_labels=col_labels,
+                        captions=captions, min_cell_size=72, overwrite=args.overwrite)
+    noise_text = f", noise {args.noise:g}" if noisy else ", no noise"
+    title = f"SR x{args.factor}{noise_text}, prior {Path(args.prior).name}, {len(x)} images"
+    with reported_figure(out / "psnr_vs_shift.png"):
+        atomic_write_bytes(out / "psnr_vs_shift.png", plot_psnr_vs_shift(rows, title), overwrite=args.overwrite)
     print(table)
     print(f"wrote results.csv|json|md, misaligned_sr.png, psnr_vs_shift.png, estimates.npz and run.json to {out} "
           f"in {report['wall_time_seconds']:.0f} s")
@@ -363,4 +362,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

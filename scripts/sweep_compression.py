@@ -2,8 +2,8 @@
 """Sweeps the compression ratio m/n of Gaussian compressed sensing: the IAGAN paper's Figure 2.
 
 Held-out images are measured without noise as ``y = A x`` with ``A_ij ~ N(0, 1/m)`` at each
-ratio m/n, and recovered by CSGM, CSGM-BP, IAGAN and IAGAN-BP (reusing the method runner
-and image loader of ``scripts/deploy_iagan.py``); the pseudo-inverse ``A^+ y`` is the
+ratio m/n, and recovered by CSGM, CSGM-BP, IAGAN and IAGAN-BP (the method runner of deploy_iagan.py,
+``tfinverse.evaluation.iagan.run_task``); the pseudo-inverse ``A^+ y`` is the
 naive baseline. The paper (BEGAN, 128x128 CelebA) reports that CSGM reaches a plateau at a
 small m while IAGAN keeps improving as m grows, and that back-projection lifts CSGM-BP off
 CSGM's plateau.
@@ -63,27 +63,17 @@ import argparse
 import io
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the output
-
-_SCRIPTS_DIR = str(Path(__file__).resolve().parent)
-if _SCRIPTS_DIR not in sys.path:  # loaded by file path (tests): make deploy_iagan.py importable
-    sys.path.insert(0, _SCRIPTS_DIR)
-
 __all__ = [
     "METHODS",
     "DEFAULT_RATIOS",
     "compression_ratio",
     "build_parser",
-    "method_results",
-    "npz_bytes",
-    "summarise",
     "plot_sweep",
     "main",
 ]
@@ -127,7 +117,7 @@ def compression_ratio(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags (the table in the module docstring lists them)."""
-    from deploy_iagan import add_inversion_flags
+    from tfinverse.tasks.iagan import add_inversion_flags
     from tfinverse.utils.cli import add_common_flags, docstring_parser
 
     parser = docstring_parser(__doc__)
@@ -147,62 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_common_flags(parser, out_default="runs/sweep_compression")
     return parser
-
-
-def method_results(generator, spec, x: np.ndarray, args, seed: int) -> dict:
-    """Runs ``deploy_iagan.run_task`` on one task and pairs its table rows with its estimates.
-
-    Args:
-      generator: the prior.
-      spec: ``(task, operator name, operator parameters, noise sigma)`` as
-        ``deploy_iagan.parse_task`` returns.
-      x: the true images ``[N, H, W, C]``.
-      args: parsed flags with the attributes ``run_task`` reads (``methods`` and those of
-        :func:`deploy_iagan.add_inversion_flags`).
-      seed: seed of the operator, the noise and CSGM's restarts.
-
-    Returns:
-      ``{method: (deploy row, estimate [N, H, W, C] in [0, 1])}``, the naive baseline
-      (``"pinv"`` or ``"observation"``) first.
-    """
-    import deploy_iagan
-
-    rows, columns = deploy_iagan.run_task(generator, spec, x, args, seed=seed)
-    # run_task lists the baseline, then the estimates, in the same order in rows and in
-    # columns (whose first column is the original).
-    if len(columns) != len(rows) + 1:
-        raise RuntimeError("deploy_iagan.run_task returned rows and columns that do not pair up")
-    return {row["method"]: (row, estimate) for row, (_, estimate) in zip(rows, columns[1:])}
-
-
-def _spread(values: np.ndarray) -> float:
-    """Sample standard deviation (ddof 1); NaN for a single value, where it is undefined."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
-
-
-def summarise(x: np.ndarray, estimate: np.ndarray) -> dict:
-    """Per-image MSE and PSNR of an estimate, summarised over the images.
-
-    Args:
-      x: the true images ``[N, H, W, C]`` in [0, 1].
-      estimate: the estimates, same shape.
-
-    Returns:
-      A dict with ``mse_mean``, ``mse_std``, ``psnr_mean_db``, ``psnr_std_db`` (standard
-      deviations over the images, ddof 1) and ``dataset_psnr_db`` (``10 log10(1 / mean
-      MSE)``, the papers' figure).
-    """
-    from tfinverse import metrics
-
-    per_image_mse = np.asarray(metrics.mse(x, estimate), np.float64)
-    per_image_psnr = np.asarray(metrics.psnr(x, estimate), np.float64)
-    return {
-        "mse_mean": float(per_image_mse.mean()),
-        "mse_std": _spread(per_image_mse),
-        "psnr_mean_db": float(per_image_psnr.mean()),
-        "psnr_std_db": _spread(per_image_psnr),
-        "dataset_psnr_db": float(metrics.dataset_psnr(x, estimate)),
-    }
 
 
 def plot_sweep(rows, num_images: int, title: str) -> bytes:
@@ -244,20 +178,6 @@ def plot_sweep(rows, num_images: int, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def npz_bytes(arrays) -> bytes:
-    """Arrays as the bytes of a compressed ``.npz`` file (to be written atomically).
-
-    Args:
-      arrays: ``{name: array}``.
-
-    Returns:
-      The file content.
-    """
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
-
-
 def main(argv=None) -> int:
     """Runs the sweep as the flags say and writes its outputs.
 
@@ -268,17 +188,19 @@ def main(argv=None) -> int:
       0 on success. Bad flags exit with a message before any output is written.
     """
     started = time.perf_counter()
-    from deploy_iagan import load_images
-
-    import tfinverse.operators as ops
-    from tfinverse.pretrained import load_prior
     from tfinverse.utils.cli import (
         output_dir_or_exit, parse_common_args, progress, set_global_seed, summary_scalar, summary_writer,
     )
-    from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, write_table
 
     parser = build_parser()
-    args = parse_common_args(parser, argv)
+    args = parse_common_args(parser, argv)  # before anything heavy: --help and flag errors answer at once
+    import tfinverse.operators as ops
+    from tfinverse import data
+    from tfinverse.pretrained import load_prior
+    from tfinverse.evaluation.iagan import error_summary, run_task
+    from tfinverse.tasks.iagan import InversionTask
+    from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, write_table
+
     if len(set(args.ratios)) != len(args.ratios):
         parser.error(f"argument --ratios: each ratio may appear once, got {args.ratios}")
     args.ratios = sorted(args.ratios)
@@ -290,9 +212,9 @@ def main(argv=None) -> int:
         operators = [ops.get("compressed_sensing", image_shape=shape, ratio=r, seed=args.seed) for r in args.ratios]
     except ValueError as error:
         raise SystemExit(f"error: --ratios: {error}") from None
-    out = output_dir_or_exit(args)
     set_global_seed(args.seed)
-    x = load_images(args.images, args.num_images, shape, args.data_dir)
+    x = data.held_out_images(args.images, args.num_images, shape, args.data_dir)
+    out = output_dir_or_exit(args)
     n = int(np.prod(shape))
     print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), images {shape}; "
           f"{len(x)} held-out images from {args.images}; m/n {' '.join(f'{r:g}' for r in args.ratios)}")
@@ -301,13 +223,13 @@ def main(argv=None) -> int:
     writer = summary_writer(args.log_dir)
     for k, (ratio, operator) in enumerate(zip(progress(args.ratios, desc="m/n"), operators)):
         ratio_started = time.perf_counter()
-        spec = ("cs-gaussian", "compressed_sensing", {"ratio": ratio}, 0.0)
-        results = method_results(generator, spec, x, args, seed=args.seed)
+        spec = InversionTask("cs-gaussian", "compressed_sensing", {"ratio": ratio}, 0.0)
+        results = run_task(generator, spec, x, args, seed=args.seed).by_method()
         for method in [BASELINE] + args.methods:
             method_row, estimate = results[method]
             arrays[f"{method}@{ratio:g}"] = estimate.astype(np.float32)
             row = {"ratio": ratio, "m": operator.m, "m_over_n": operator.m / n, "method": method}
-            row.update(summarise(x, estimate))
+            row.update(error_summary(x, estimate))
             row.update(ssim=method_row["ssim"], seconds_per_image=method_row["seconds_per_image"], images=len(x))
             rows.append(row)
             with writer.as_default():
@@ -321,8 +243,6 @@ def main(argv=None) -> int:
     table = write_table(out, "results", rows, floatfmt={
         "m_over_n": ".4f", "mse_mean": ".3e", "mse_std": ".3e", "psnr_mean_db": ".2f", "psnr_std_db": ".2f",
         "dataset_psnr_db": ".2f", "ssim": ".3f", "seconds_per_image": ".2f"}, overwrite=args.overwrite)
-    title = f"noiseless Gaussian CS, prior {Path(args.prior).name}, {len(x)} images"
-    atomic_write_bytes(out / "compression_sweep.png", plot_sweep(rows, len(x), title), overwrite=args.overwrite)
     atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite)
     report = {
         "command": " ".join(["sweep_compression.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -336,6 +256,10 @@ def main(argv=None) -> int:
         "outputs": ["results.csv", "results.json", "results.md", "compression_sweep.png", "estimates.npz", "logs/"],
     }
     atomic_write_text(out / "run.json", json.dumps(report, indent=2, default=str) + "\n", overwrite=args.overwrite)
+    # The figure last: a plotting problem costs no numbers.
+    title = f"noiseless Gaussian CS, prior {Path(args.prior).name}, {len(x)} images"
+    with reported_figure(out / "compression_sweep.png"):
+        atomic_write_bytes(out / "compression_sweep.png", plot_sweep(rows, len(x), title), overwrite=args.overwrite)
     print(table)
     print(f"wrote results.csv|json|md, compression_sweep.png, estimates.npz and run.json to {out} "
           f"in {report['wall_time_seconds']:.0f} s")
@@ -343,4 +267,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

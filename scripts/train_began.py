@@ -32,19 +32,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfinverse.models import BEGAN_GAMMA, BEGAN_LAMBDA_K  # noqa: E402
-from tfinverse.utils.cli import docstring_parser  # noqa: E402
-from tfinverse.training import (  # noqa: E402
-    BEGAN_LEARNING_RATE,
-    BEGANTrainer,
+# Light imports only: --help and flag errors answer before TensorFlow loads.
+from tfinverse.tasks.iagan import BEGAN_GAMMA, BEGAN_LAMBDA_K, BEGAN_LEARNING_RATE  # noqa: E402
+from tfinverse.training.flags import (  # noqa: E402
     TrainingDefaults,
     TrainingSetupError,
     TrainingSpec,
     add_training_flags,
     parse_training_args,
-    began_optimizers,
-    run_training,
 )
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
 
 DEFAULTS = TrainingDefaults(
     batch_size=16,
@@ -95,8 +92,9 @@ def validate(args) -> None:
         raise TrainingSetupError(f"--lr-halve-every must be >= 0 (0: never), got {args.lr_halve_every}")
 
 
-def build_trainer(args) -> BEGANTrainer:
+def build_trainer(args):
     """The compiled BEGAN trainer of the flags (called inside the strategy scope)."""
+    from tfinverse.training import BEGANTrainer, began_optimizers
     from tfinverse.models import BEGANGenerator, build_began_discriminator
 
     generator = BEGANGenerator(
@@ -133,11 +131,12 @@ def main(argv=None) -> dict:
     """Parses ``argv``, trains, exports; returns the contents of run.json."""
     parser = build_parser()
     args = parse_training_args(parser, argv)
-    try:
-        return run_training(args, SPEC, argv)
-    except TrainingSetupError as error:
-        parser.error(str(error))
+    from tfinverse.training import run_training
+
+    return run_training(args, SPEC, argv)
 
 
 if __name__ == "__main__":
-    main()
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

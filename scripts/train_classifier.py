@@ -34,10 +34,11 @@ __all__ = ["build_parser", "reference_sets", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags."""
-    from tfinverse.evaluation.classifier import DEFAULT_CLASSIFIER_PATH
+    from tfinverse.utils.cli import add_run_flags
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(DEFAULT_CLASSIFIER_PATH), help="the .keras file to write")
+    parser.add_argument("--out", default=None,
+                        help="the .keras file to write (default: the packaged tfinverse/assets/mnist_classifier.keras)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the 4000 training digits")
     parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size")
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=28, help="input side length (28 or 32)")
     parser.add_argument("--feature-dim", type=int, default=128, help="width of the feature layer")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisers, dropout, shuffling and references")
+    add_run_flags(parser)
     return parser
 
 
@@ -77,8 +79,13 @@ def reference_sets(train_images: np.ndarray, seed: int) -> dict:
 
 def main(argv=None) -> int:
     """Trains, saves and reports; returns the exit status (2 for a refused ``--out``)."""
+    from tfinverse.utils.cli import configure_run
+
     args = build_parser().parse_args(argv)
-    out = Path(args.out)
+    configure_run(args)
+    from tfinverse.evaluation.classifier import DEFAULT_CLASSIFIER_PATH
+
+    out = Path(args.out or DEFAULT_CLASSIFIER_PATH)
     if out.suffix != ".keras":
         print(f"error: --out must end in .keras, got {out}", file=sys.stderr)
         return 2
@@ -129,4 +136,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

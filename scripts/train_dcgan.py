@@ -30,20 +30,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfinverse.utils.cli import docstring_parser  # noqa: E402
-from tfinverse.training import (  # noqa: E402
-    DCGAN_BETA_1,
-    DCGAN_GENERATOR_STEPS,
-    DCGAN_LEARNING_RATE,
-    DCGANTrainer,
+# Light imports only: --help and flag errors answer before TensorFlow loads.
+from tfinverse.tasks.lvr import DCGAN_BETA_1, DCGAN_GENERATOR_STEPS, DCGAN_LEARNING_RATE  # noqa: E402
+from tfinverse.training.flags import (  # noqa: E402
     TrainingDefaults,
     TrainingSetupError,
     TrainingSpec,
     add_training_flags,
     parse_training_args,
-    dcgan_optimizers,
-    run_training,
 )
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
 
 DEFAULTS = TrainingDefaults(
     batch_size=64,
@@ -85,8 +81,9 @@ def validate(args) -> None:
             raise TrainingSetupError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
 
 
-def build_trainer(args) -> DCGANTrainer:
+def build_trainer(args):
     """The compiled DCGAN trainer of the flags (called inside the strategy scope)."""
+    from tfinverse.training import DCGANTrainer, dcgan_optimizers
     from tfinverse.models import DCGANGenerator, build_dcgan_discriminator
 
     generator = DCGANGenerator(
@@ -116,11 +113,12 @@ def main(argv=None) -> dict:
     """Parses ``argv``, trains, exports; returns the contents of run.json."""
     parser = build_parser()
     args = parse_training_args(parser, argv)
-    try:
-        return run_training(args, SPEC, argv)
-    except TrainingSetupError as error:
-        parser.error(str(error))
+    from tfinverse.training import run_training
+
+    return run_training(args, SPEC, argv)
 
 
 if __name__ == "__main__":
-    main()
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

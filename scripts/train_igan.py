@@ -256,12 +256,12 @@ def run(args, argv=None) -> dict:
 
 
 def main(argv=None) -> int:
-    from tfinverse.data import DatasetUnavailableError
     from tfinverse.utils.cli import parse_common_args
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
-    args = parse_common_args(parser, argv)
+    args = parse_common_args(parser, argv)  # before anything heavy: --help and flag errors answer at once
+    from tfinverse.data import DatasetUnavailableError
+
     try:
         run(args, argv)
     except (ValueError, DatasetUnavailableError, FileExistsError) as error:
@@ -270,4 +270,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

@@ -38,23 +38,23 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfinverse.utils.cli import docstring_parser  # noqa: E402
-from tfinverse.training import (  # noqa: E402
+# Light imports only: --help and flag errors answer before TensorFlow loads.
+from tfinverse.tasks.iagan import (  # noqa: E402
     PGGAN_BETAS,
     PGGAN_DRIFT_WEIGHT,
     PGGAN_GP_WEIGHT,
     PGGAN_KIMG_PER_PHASE,
     PGGAN_LEARNING_RATE,
-    PGGANTrainer,
-    ProgressiveSchedule,
+)
+from tfinverse.training.progressive_schedule import ProgressiveSchedule  # noqa: E402
+from tfinverse.training.flags import (  # noqa: E402
     TrainingDefaults,
     TrainingSetupError,
     TrainingSpec,
     add_training_flags,
     parse_training_args,
-    pggan_optimizers,
-    run_training,
 )
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
 
 DEFAULTS = TrainingDefaults(
     batch_size=16,
@@ -122,8 +122,9 @@ def _check_group(batch_size: int, group_size: int) -> None:
         )
 
 
-def build_trainer(args) -> PGGANTrainer:
+def build_trainer(args):
     """The compiled PGGAN trainer of the flags (called inside the strategy scope)."""
+    from tfinverse.training import PGGANTrainer, pggan_optimizers
     import tensorflow as tf
 
     from tfinverse.models import PGGANDiscriminatorNetwork, PGGANGenerator
@@ -170,11 +171,12 @@ def main(argv=None) -> dict:
     """Parses ``argv``, trains, exports; returns the contents of run.json."""
     parser = build_parser()
     args = parse_training_args(parser, argv)
-    try:
-        return run_training(args, SPEC, argv)
-    except TrainingSetupError as error:
-        parser.error(str(error))
+    from tfinverse.training import run_training
+
+    return run_training(args, SPEC, argv)
 
 
 if __name__ == "__main__":
-    main()
+    from tfinverse.utils.cli import run_script
+
+    sys.exit(run_script(main))

@@ -4,11 +4,13 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from tfinverse import data, hub, metrics
 from tfinverse.models import DCGANGenerator
+from tfinverse.utils.cli import run_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "deploy_iagan.py"
 
@@ -31,8 +33,53 @@ def prior_path(tmp_path_factory):
 def test_parse_task(deploy):
     name, op, params, sigma = deploy.parse_task("cs-fourier:ratio=0.5,noise=0.04")
     assert (name, op, params, sigma) == ("cs-fourier", "subsampled_fourier", {"ratio": 0.5}, 0.04)
-    with pytest.raises(SystemExit, match="unknown task"):
+    assert deploy.parse_task("sr:factor=8.0").params == {"factor": 8}  # typed by the parameter's default
+    assert deploy.parse_task("sr").params == {"factor": 4}
+    with pytest.raises(KeyError, match="unknown task 'nope'"):
         deploy.parse_task("nope")
+
+
+@pytest.mark.parametrize(
+    "task, expected",
+    [
+        ("nope", "--tasks: unknown task 'nope'; valid: cs-fourier, cs-gaussian, deblur"),
+        ("sr:factor=abc", "--tasks sr: factor must be an integer, got 'abc'"),
+        ("sr:noise=nan", "--tasks sr: noise must be a finite number >= 0"),
+        ("sr:noise=-0.1", "--tasks sr: noise must be a finite number >= 0"),
+        ("sr:bogus=3", "--tasks sr: unknown parameter 'bogus'; valid: "),
+        ("cs-gaussian:ratio=1.5", "--tasks cs-gaussian: the ratio must be in (0, 1]"),
+        ("sr:factor", "expected key=value, got 'factor'"),
+    ],
+)
+def test_bad_tasks_are_one_line_errors_before_any_work(deploy, tmp_path, capsys, task, expected):
+    out = tmp_path / "run"
+    assert run_script(deploy.main, ["--tasks", task, "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+    assert not out.exists()
+
+
+def test_bad_images_and_priors_are_one_line_errors(deploy, prior_path, tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("text")
+    good, folder = tmp_path / "good", tmp_path / "folder"
+    for path in (good, folder):
+        path.mkdir()
+        (path / "good.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+    (folder / "zz_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    for argv, expected in [
+        (["--images", "/nonexistent"], "/nonexistent does not exist"),
+        (["--images", str(tmp_path / "a.txt")], "a.txt is not a folder"),
+        (["--images", "no_such_dataset"], "unknown dataset 'no_such_dataset'"),
+        (["--images", str(folder), "--num-images", "2"], f"cannot decode image file {folder / 'zz_corrupt.png'}"),
+        (["--images", str(good), "--num-images", "2"], "has 1 held-out images, 2 requested"),
+        (["--prior", str(tmp_path / "missing")], "is neither a shipped prior"),
+    ]:
+        if "--prior" not in argv:
+            argv = argv + ["--prior", str(prior_path)]
+        status = run_script(deploy.main, argv + ["--tasks", "sr", "--out", str(tmp_path / "out")])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(lines) == 1 and expected in lines[0], (argv, lines)
+        assert not (tmp_path / "out").exists()
 
 
 def test_runs_end_to_end_and_the_table_agrees_with_the_metrics(deploy, prior_path, tmp_path):

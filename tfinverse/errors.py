@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
-__all__ = ["InputError", "UnknownNameError", "unknown_name"]
+__all__ = ["InputError", "UnknownNameError", "MissingPathError", "unknown_name"]
 
 
 class InputError(ValueError):
@@ -26,6 +26,13 @@ class UnknownNameError(InputError, KeyError):
 
     Its ``str`` is the plain message (``KeyError`` would quote it).
     """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingPathError(InputError, FileNotFoundError):
+    """A file or folder the user named that does not exist (also a ``FileNotFoundError``)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

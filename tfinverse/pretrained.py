@@ -51,7 +51,9 @@ def load_prior(name_or_path: str):
     if name_or_path in SHIPPED_PRIORS:
         return hub.load_generator(str(shipped_prior_path(name_or_path)))
     if not Path(name_or_path).exists():
-        raise FileNotFoundError(
+        from tfinverse.errors import MissingPathError
+
+        raise MissingPathError(
             f"prior {name_or_path!r} is neither a shipped prior ({', '.join(SHIPPED_PRIORS)}) nor an existing path"
         )
     return hub.load_generator(str(name_or_path))

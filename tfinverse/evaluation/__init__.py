@@ -1,4 +1,4 @@
-"""Sample-quality evaluation of generative priors.
+"""Evaluation: sample quality of generative priors, and the runners of the papers' experiments.
 
 * :mod:`~tfinverse.evaluation.frechet`: the Frechet distance between Gaussians and between
   two sets of feature vectors (the closed form behind FID).
@@ -9,20 +9,24 @@
       from tfinverse.evaluation import FeatureExtractor, frechet_digit_distance
       extractor = FeatureExtractor.default()              # tfinverse/assets/mnist_classifier.keras
       score = frechet_digit_distance(samples, test_digits, extractor)
+
+* :mod:`~tfinverse.evaluation.iagan`: runs the IAGAN paper's methods on one inversion task
+  and scores them (the engine of the IAGAN experiment scripts).
+
+Names load on first use, so importing this package costs nothing until one is used.
 """
 
-from tfinverse.evaluation.classifier import (
-    DEFAULT_CLASSIFIER_PATH,
-    FEATURE_LAYER,
-    LOGITS_LAYER,
-    FeatureExtractor,
-    build_digit_classifier,
-    frechet_digit_distance,
-    load_labelled_mnist5k,
-    mnist5k_labels,
-    train_digit_classifier,
-)
-from tfinverse.evaluation.frechet import feature_statistics, frechet_distance, frechet_distance_of
+import importlib
+
+_LAZY = {
+    **{name: "tfinverse.evaluation.classifier" for name in (
+        "DEFAULT_CLASSIFIER_PATH", "FEATURE_LAYER", "LOGITS_LAYER", "FeatureExtractor", "build_digit_classifier",
+        "frechet_digit_distance", "load_labelled_mnist5k", "mnist5k_labels", "train_digit_classifier",
+    )},
+    **{name: "tfinverse.evaluation.frechet" for name in (
+        "feature_statistics", "frechet_distance", "frechet_distance_of",
+    )},
+}
 
 __all__ = [
     # Frechet distance
@@ -40,3 +44,15 @@ __all__ = [
     "load_labelled_mnist5k",
     "mnist5k_labels",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfinverse.evaluation' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(__all__) | {"classifier", "frechet", "iagan"})

@@ -73,14 +73,8 @@ __all__ = [
     "denoise_with_sharpness_attribute",
 ]
 
-#: The three constraint rules applied after every gradient step.
-CLIPPING_MODES = ("stochastic", "projected", "none")
-
-#: Noise variances of the original's noisy runs, on images in ``[-1, 1]``.
-ORIGINAL_NOISE_VARIANCES = (1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1, 1.0)
-
-#: Precision levels of the original's recovery-accuracy experiment.
-ORIGINAL_PRECISIONS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+# The original's constants live in the index of LVR's settings.
+from tfinverse.tasks.lvr import CLIPPING_MODES, ORIGINAL_NOISE_VARIANCES, ORIGINAL_PRECISIONS  # noqa: E402
 
 _SUCCESS_CRITERIA = ("mse", "max_abs")
 

@@ -1,32 +1,47 @@
-"""Task definitions: what data a method trains and is evaluated on, and how it is scored.
+"""The index of the systems tfinverse reproduces: one module per system with its settings,
+presets and schedules.
 
-* :mod:`tfinverse.tasks.igan_tasks`: the seven tasks of the parameter-estimation GAN
-  (igan): superimposed-image separation, MNIST denoising, CAPTCHA cleaning, toy 2-D
-  mapping, audio CAPTCHA separation and deraining.
-* :mod:`tfinverse.tasks.audio`: the STFT front end of the audio task (librosa, imported
-  only when called).
+* :mod:`tfinverse.tasks.igan`: igan's task names; :mod:`tfinverse.tasks.igan_tasks` its
+  seven tasks (superimposed-image separation, MNIST denoising, CAPTCHA cleaning, toy 2-D
+  mapping, audio CAPTCHA separation, deraining) and :mod:`tfinverse.tasks.audio` the STFT
+  front end of the audio task.
+* :mod:`tfinverse.tasks.iagan`: IAGAN's inversion tasks, methods and the BEGAN/PGGAN
+  training constants.
+* :mod:`tfinverse.tasks.lvr`: the DCGAN prior's training constants.
+
+The settings modules (``igan``, ``iagan``, ``lvr``) import nothing heavy, so scripts read
+them before TensorFlow loads; the names below that need TensorFlow load on first use.
 """
 
-from tfinverse.tasks.igan_tasks import (
-    TASK_NAMES,
-    IganTask,
-    data_sources,
-    energy_distance,
-    evaluate,
-    evaluation_batches,
-    get_task,
-    plot_toy_mapping,
-    training_batches,
-)
+import importlib
 
-__all__ = [
-    "TASK_NAMES",
-    "IganTask",
-    "data_sources",
-    "energy_distance",
-    "evaluate",
-    "evaluation_batches",
-    "get_task",
-    "plot_toy_mapping",
-    "training_batches",
-]
+from tfinverse.tasks.igan import TASK_NAMES
+
+# name -> module that defines it, imported on first use (igan_tasks needs TensorFlow).
+_LAZY = {
+    name: "tfinverse.tasks.igan_tasks"
+    for name in (
+        "IganTask",
+        "data_sources",
+        "energy_distance",
+        "evaluate",
+        "evaluation_batches",
+        "get_task",
+        "plot_toy_mapping",
+        "training_batches",
+    )
+}
+
+__all__ = ["TASK_NAMES", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfinverse.tasks' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(__all__) | {"igan", "iagan", "lvr", "igan_tasks", "audio"})

@@ -60,6 +60,7 @@ import tensorflow as tf
 from tfinverse.data.rain import RAIN_DEFAULTS
 from tfinverse.data.toy2d import TOY2D_NAMES
 from tfinverse.tasks.audio import HOP_LENGTH, LOG_GAIN, N_FFT
+from tfinverse.tasks.igan import TASK_NAMES
 
 __all__ = [
     "TASK_NAMES",
@@ -76,15 +77,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TASK_NAMES = (
-    "unmixing_mnist_cifar",
-    "unmixing_mnist_mnist",
-    "denoising",
-    "captcha",
-    "toy2d",
-    "audio_captcha",
-    "derain",
-)
 
 #: Keys of every training batch, in this order.
 BATCH_KEYS = ("y", "x", "component", "x2")

@@ -17,55 +17,60 @@ and :func:`run_training` is the complete resumable run behind ``scripts/train_*.
     summary = training.train(trainer, batches, total_steps=200, global_batch_size=64)
 """
 
-from tfinverse.training.batch_stream import EpochBatchStream, epoch_seed
-from tfinverse.training.began_trainer import (
-    BEGAN_LEARNING_RATE,
-    BEGANTrainer,
-    began_learning_rate,
-    began_optimizers,
-)
-from tfinverse.training.checkpointing import (
-    OutputFolderError,
-    TrainingCheckpoint,
-    check_resume_config,
-    checkpoint_dir,
-    latest_checkpoint,
-    prepare_training_output,
-    read_run_config,
-    variables_by_path,
-    write_run_config,
-)
-from tfinverse.training.dcgan_trainer import (
-    DCGAN_BETA_1,
-    DCGAN_GENERATOR_STEPS,
-    DCGAN_LEARNING_RATE,
-    DCGANTrainer,
-    dcgan_optimizers,
-)
-from tfinverse.training.gan_trainer import GANTrainer, replica_info, step_seed
-from tfinverse.training.loop import TrainingSummary, compile_train_step, save_sample_grid, tile_images, train
-from tfinverse.training.pggan_trainer import (
-    PGGAN_BETAS,
-    PGGAN_DRIFT_WEIGHT,
-    PGGAN_GP_WEIGHT,
-    PGGAN_LEARNING_RATE,
-    PGGANTrainer,
-    pggan_optimizers,
-    reset_optimizer_state,
-)
-from tfinverse.training.progressive_schedule import PGGAN_KIMG_PER_PHASE, ProgressiveSchedule
-from tfinverse.training.runner import (
-    STRATEGIES,
-    TrainingDefaults,
-    TrainingSetupError,
-    TrainingSpec,
-    add_training_flags,
-    parse_training_args,
-    dataset_factory,
-    describe_source,
-    make_strategy,
-    run_training,
-)
+import importlib
+
+# name -> defining module, imported on first use: the flag definitions scripts read before
+# parsing (tfinverse.training.flags) stay free of TensorFlow.
+_LAZY = {
+    "EpochBatchStream": "tfinverse.training.batch_stream",
+    "epoch_seed": "tfinverse.training.batch_stream",
+    "BEGAN_LEARNING_RATE": "tfinverse.training.began_trainer",
+    "BEGANTrainer": "tfinverse.training.began_trainer",
+    "began_learning_rate": "tfinverse.training.began_trainer",
+    "began_optimizers": "tfinverse.training.began_trainer",
+    "OutputFolderError": "tfinverse.training.checkpointing",
+    "TrainingCheckpoint": "tfinverse.training.checkpointing",
+    "check_resume_config": "tfinverse.training.checkpointing",
+    "checkpoint_dir": "tfinverse.training.checkpointing",
+    "latest_checkpoint": "tfinverse.training.checkpointing",
+    "prepare_training_output": "tfinverse.training.checkpointing",
+    "read_run_config": "tfinverse.training.checkpointing",
+    "variables_by_path": "tfinverse.training.checkpointing",
+    "write_run_config": "tfinverse.training.checkpointing",
+    "DCGAN_BETA_1": "tfinverse.training.dcgan_trainer",
+    "DCGAN_GENERATOR_STEPS": "tfinverse.training.dcgan_trainer",
+    "DCGAN_LEARNING_RATE": "tfinverse.training.dcgan_trainer",
+    "DCGANTrainer": "tfinverse.training.dcgan_trainer",
+    "dcgan_optimizers": "tfinverse.training.dcgan_trainer",
+    "GANTrainer": "tfinverse.training.gan_trainer",
+    "replica_info": "tfinverse.training.gan_trainer",
+    "step_seed": "tfinverse.training.gan_trainer",
+    "TrainingSummary": "tfinverse.training.loop",
+    "compile_train_step": "tfinverse.training.loop",
+    "save_sample_grid": "tfinverse.training.loop",
+    "tile_images": "tfinverse.training.loop",
+    "train": "tfinverse.training.loop",
+    "PGGAN_BETAS": "tfinverse.training.pggan_trainer",
+    "PGGAN_DRIFT_WEIGHT": "tfinverse.training.pggan_trainer",
+    "PGGAN_GP_WEIGHT": "tfinverse.training.pggan_trainer",
+    "PGGAN_LEARNING_RATE": "tfinverse.training.pggan_trainer",
+    "PGGANTrainer": "tfinverse.training.pggan_trainer",
+    "pggan_optimizers": "tfinverse.training.pggan_trainer",
+    "reset_optimizer_state": "tfinverse.training.pggan_trainer",
+    "PGGAN_KIMG_PER_PHASE": "tfinverse.training.progressive_schedule",
+    "ProgressiveSchedule": "tfinverse.training.progressive_schedule",
+    "STRATEGIES": "tfinverse.training.flags",
+    "TrainingDefaults": "tfinverse.training.flags",
+    "TrainingSetupError": "tfinverse.training.flags",
+    "TrainingSpec": "tfinverse.training.flags",
+    "add_training_flags": "tfinverse.training.flags",
+    "parse_training_args": "tfinverse.training.flags",
+    "dataset_factory": "tfinverse.training.runner",
+    "describe_source": "tfinverse.training.runner",
+    "make_strategy": "tfinverse.training.runner",
+    "run_training": "tfinverse.training.runner",
+}
+
 
 __all__ = [
     # trainers
@@ -90,6 +95,10 @@ __all__ = [
     "PGGAN_GP_WEIGHT",
     "PGGAN_DRIFT_WEIGHT",
     "PGGAN_KIMG_PER_PHASE",
+    # batch norm
+    "BatchNormRecalibration",
+    "batch_norm_layers",
+    "recalibrate_batch_norm",
     # data, loop, checkpoints
     "EpochBatchStream",
     "epoch_seed",
@@ -119,3 +128,15 @@ __all__ = [
     "make_strategy",
     "run_training",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tfinverse.training' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -37,7 +37,7 @@ __all__ = [
     "BEGANTrainer",
 ]
 
-BEGAN_LEARNING_RATE = 1e-4
+from tfinverse.tasks.iagan import BEGAN_LEARNING_RATE  # noqa: E402  (the index of IAGAN settings)
 
 
 def began_learning_rate(learning_rate: float = BEGAN_LEARNING_RATE, halve_every: int = 0):

@@ -54,10 +54,12 @@ __all__ = [
     "PGGANTrainer",
 ]
 
-PGGAN_LEARNING_RATE = 1e-3
-PGGAN_BETAS = (0.0, 0.99)
-PGGAN_GP_WEIGHT = 10.0
-PGGAN_DRIFT_WEIGHT = 1e-3
+from tfinverse.tasks.iagan import (  # noqa: E402  (the index of IAGAN settings)
+    PGGAN_BETAS,
+    PGGAN_DRIFT_WEIGHT,
+    PGGAN_GP_WEIGHT,
+    PGGAN_LEARNING_RATE,
+)
 
 
 def pggan_optimizers(

@@ -21,7 +21,7 @@ from typing import Tuple
 
 __all__ = ["PGGAN_KIMG_PER_PHASE", "ProgressiveSchedule"]
 
-PGGAN_KIMG_PER_PHASE = 600.0
+from tfinverse.tasks.iagan import PGGAN_KIMG_PER_PHASE  # noqa: E402  (the index of IAGAN settings)
 
 
 class ProgressiveSchedule:

@@ -23,7 +23,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -41,9 +40,18 @@ from tfinverse.training.checkpointing import (
     read_run_config,
     write_run_config,
 )
-from tfinverse.training.gan_trainer import GANTrainer
 from tfinverse.training.loop import save_sample_grid, train
-from tfinverse.utils.cli import add_common_flags, parse_common_args, set_global_seed, summary_writer
+from tfinverse.training.flags import (
+    PER_INVOCATION_SETTINGS,
+    RESUMABLE_SETTINGS,
+    STRATEGIES,
+    TrainingDefaults,
+    TrainingSetupError,
+    TrainingSpec,
+    add_training_flags,
+    parse_training_args,
+)
+from tfinverse.utils.cli import set_global_seed, summary_writer
 from tfinverse.utils.results import atomic_write_text
 
 __all__ = [
@@ -60,136 +68,6 @@ __all__ = [
     "dataset_factory",
     "run_training",
 ]
-
-STRATEGIES = ("default", "mirrored")
-
-# Settings a resumed run may change; every other one must match the checkpointed run.
-RESUMABLE_SETTINGS = (
-    "steps",
-    "out",
-    "log_dir",
-    "data_dir",
-    "resume",
-    "overwrite",
-    "checkpoint_every",
-    "sample_every",
-    "log_every",
-    "keep_checkpoints",
-    "jit_compile",
-    "strategy",
-    "progress",
-    "download",
-)
-
-# Settings that belong to one invocation and are never taken over from a resumed run.
-PER_INVOCATION_SETTINGS = ("out", "log_dir", "resume", "overwrite")
-
-
-class TrainingSetupError(ValueError):
-    """A training request that cannot be run (bad sizes, unavailable data, output folder)."""
-
-
-@dataclass(frozen=True)
-class TrainingDefaults:
-    """A script's defaults for the shared flags (the original's values where published)."""
-
-    batch_size: int
-    image_size: int
-    channels: int
-    learning_rate: float
-    steps: Optional[int]
-    out: str
-    dataset: str = "mnist5k"
-    sample_every: int = 500
-    checkpoint_every: int = 1000
-    log_every: int = 50
-    num_samples: int = 64
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """How a script builds its trainer.
-
-    Attributes:
-      name: short model name (``"dcgan"``), used in messages and metadata.
-      validate: ``args -> None``; raises :class:`TrainingSetupError` for impossible settings
-        (called before anything is written).
-      build_trainer: ``args -> GANTrainer``, compiled; called inside the strategy scope.
-      default_steps: ``(args, batches_per_epoch) -> steps`` used when ``--steps`` is not
-        given (``batches_per_epoch`` is None when the dataset size is unknown).
-    """
-
-    name: str
-    validate: Callable[[argparse.Namespace], None]
-    build_trainer: Callable[[argparse.Namespace], GANTrainer]
-    default_steps: Callable[[argparse.Namespace, Optional[int]], int]
-
-
-def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingDefaults) -> argparse.ArgumentParser:
-    """Adds the data, schedule, output, checkpoint and hardware flags every training script has.
-
-    Args:
-      parser: the script's parser.
-      defaults: the script's defaults.
-
-    Returns:
-      ``parser``.
-    """
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=defaults.dataset, help="registered dataset (tfinverse.data.available()); offline: mnist5k, ...")
-    data.add_argument("--image-size", type=int, default=defaults.image_size, help="training resolution; other image sizes are resized by the data layer")
-    data.add_argument("--channels", type=int, default=defaults.channels, choices=(1, 3), help="1 (grey) or 3 (RGB); the data layer converts")
-    data.add_argument("--download", action="store_true", help="let tensorflow-datasets download a missing copy")
-
-    schedule = parser.add_argument_group("schedule")
-    schedule.add_argument("--steps", type=int, default=defaults.steps, help="training steps (iterations) to reach in total; a resumed run continues up to it")
-    schedule.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch size (split over replicas)")
-    schedule.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate of both networks")
-
-    output = parser.add_argument_group("output")
-    output.add_argument("--sample-every", type=int, default=defaults.sample_every, help="save a sample grid every N steps (0: only at the end)")
-    output.add_argument("--num-samples", type=int, default=defaults.num_samples, help="size of the fixed latent batch of the sample grids")
-    output.add_argument("--log-every", type=int, default=defaults.log_every, help="write TensorBoard scalars every N steps")
-    output.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="save a checkpoint every N steps (0: only at the end)")
-    output.add_argument("--keep-checkpoints", type=int, default=3, help="how many checkpoints to keep")
-    output.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    output.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
-
-    hardware = parser.add_argument_group("hardware")
-    hardware.add_argument("--strategy", default="default", choices=STRATEGIES, help="'mirrored': data-parallel over all GPUs (or all logical CPUs)")
-    hardware.add_argument("--jit-compile", action="store_true", help="compile the training step with XLA")
-    hardware.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy with dynamic loss scaling")
-    add_common_flags(parser, out_default=defaults.out)
-    return parser
-
-
-def parse_training_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parses a training script's flags; with ``--resume`` the run's stored settings are the defaults.
-
-    So ``--out runs/x --resume`` finishes a killed run with its own settings and
-    ``--out runs/x --resume --steps 2000`` extends it; a flag given explicitly still wins
-    (and :func:`run_training` refuses it if it would change the model, data or optimisation).
-
-    Args:
-      parser: a parser with :func:`add_training_flags`.
-      argv: the arguments (default ``sys.argv[1:]``).
-
-    Returns:
-      The parsed namespace (``log_dir`` and ``data_dir`` filled in as by
-      :func:`tfinverse.utils.cli.parse_common_args`).
-    """
-    args = parse_common_args(parser, argv)
-    if not args.resume:
-        return args
-    stored = read_run_config(args.out)
-    if not stored:
-        return args
-    known = {action.dest for action in parser._actions}
-    parser.set_defaults(
-        **{key: value for key, value in stored.items() if key in known and key not in PER_INVOCATION_SETTINGS}
-    )
-    return parse_common_args(parser, argv)
-
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The distribution strategy of ``--strategy``.

@@ -288,7 +288,8 @@ def run_script(main, argv: Optional[Sequence[str]] = None) -> int:
     bug and keeps its traceback.
 
     Args:
-      main: the script's ``main(argv) -> int``.
+      main: the script's ``main(argv)``; an int it returns is the exit status, anything
+        else (a run's summary, None) means 0.
       argv: the arguments; default ``sys.argv[1:]``.
 
     Returns:
@@ -296,7 +297,8 @@ def run_script(main, argv: Optional[Sequence[str]] = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(main(argv) or 0)
+        status = main(argv)
+        return status if isinstance(status, int) and not isinstance(status, bool) else 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -28,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "reported_figure",
+    "npz_bytes",
     "atomic_write_bytes",
     "atomic_write_text",
     "save_png",
@@ -63,6 +64,20 @@ def reported_figure(path: PathLike, failures: Optional[List[str]] = None):
         print(f"warning: {message}", file=sys.stderr)
         if failures is not None:
             failures.append(message)
+
+
+def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
+    """Arrays as the bytes of a compressed ``.npz`` file, to be written atomically.
+
+    Args:
+      arrays: ``{name: array}``.
+
+    Returns:
+      The file content (write it with :func:`atomic_write_bytes`).
+    """
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def _refuse_existing(path: Path) -> None:

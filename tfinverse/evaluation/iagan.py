@@ -1,0 +1,207 @@
+"""Runs the IAGAN paper's methods on one inversion task and scores them.
+
+The engine behind ``scripts/deploy_iagan.py``, ``scripts/sweep_compression.py`` and
+``scripts/misaligned_sr.py``: CSGM, IAGAN (started from CSGM's latents), their
+back-projected variants, Deep Image Prior and the classical baselines on one task
+(:class:`tfinverse.tasks.iagan.InversionTask`), with the paper's dataset PSNR, mean SSIM and
+seconds per image, and each iterative method's objective per iteration for TensorBoard.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, List, NamedTuple, Tuple
+
+import numpy as np
+
+__all__ = ["TaskOutcome", "run_task", "dip_levels_for", "error_summary", "write_task_summaries"]
+
+
+class TaskOutcome(NamedTuple):
+    """What :func:`run_task` returns.
+
+    Attributes:
+      rows: table rows (task, method, psnr_db, ssim, seconds_per_image, images).
+      columns: ``(title, images)`` pairs for a grid: original, naive, each method.
+      histories: each iterative method's objective per iteration, mean over the images.
+    """
+
+    rows: List[dict]
+    columns: List[Tuple[str, np.ndarray]]
+    histories: Dict[str, np.ndarray]
+
+    def by_method(self) -> Dict[str, Tuple[dict, np.ndarray]]:
+        """``{method: (table row, estimates [N, H, W, C] in [0, 1])}``, the naive baseline first.
+
+        Rows list the baseline, then the estimates, in the order of ``columns`` (whose first
+        column is the original), so they pair up one to one.
+        """
+        if len(self.columns) != len(self.rows) + 1:
+            raise RuntimeError("run_task returned rows and columns that do not pair up")
+        return {row["method"]: (row, estimate) for row, (_, estimate) in zip(self.rows, self.columns[1:])}
+
+
+def dip_levels_for(side: int, most: int = 5) -> int:
+    """The deepest DIP network, up to ``most`` levels, whose coarsest map is >= 2 pixels."""
+    levels, size = 0, side
+    while levels < most and -(-size // 2) >= 2:
+        size = -(-size // 2)
+        levels += 1
+    return max(levels, 1)
+
+
+def run_task(generator, task, x, args, seed: int) -> TaskOutcome:
+    """Runs every applicable method of ``args.methods`` on one task.
+
+    Args:
+      generator: the prior (a :class:`tfinverse.models.Generator`).
+      task: a :class:`tfinverse.tasks.iagan.InversionTask` (or the same 4-tuple).
+      x: float32 ``[N, H, W, C]`` clean images in [0, 1].
+      args: the flags of :func:`tfinverse.tasks.iagan.add_inversion_flags` plus ``methods``,
+        ``dip_iterations``, ``dip_channels`` and ``dip_levels`` (when ``dip`` is a method).
+      seed: the seed of the operator draw, the noise and the methods.
+
+    Returns:
+      A :class:`TaskOutcome`.
+    """
+    import tensorflow as tf
+
+    import tfinverse.operators as ops
+    from tfinverse import metrics
+    from tfinverse.inversion import baselines
+    from tfinverse.inversion.back_projection import back_project, has_approximate_pinv
+    from tfinverse.inversion.csgm import csgm
+    from tfinverse.inversion.dip import dip, dip_iterations
+    from tfinverse.inversion.iagan import iagan
+    from tfinverse.tasks.iagan import task_label
+
+    name, op_name, params, sigma = task
+    shape = x.shape[1:]
+    operator = ops.get(op_name, image_shape=shape, seed=seed, **params)
+    y = operator(tf.constant(x))
+    if sigma:
+        y = ops.get_noise("gaussian", sigma=sigma)(y, seed=seed)
+    noisy = sigma > 0
+    label = task_label(name, params, sigma)
+    methods = set(args.methods)
+    estimates, seconds, histories = {}, {}, {}
+
+    def keep(method, result):
+        estimates[method] = np.clip(np.asarray(result.x_hat), 0.0, 1.0)
+        seconds[method] = result.seconds_per_image
+        history = np.asarray(result.history)
+        if history.size:
+            histories[method] = history.mean(axis=1)
+
+    # The naive reconstruction shown as the observation column, and the classical baselines.
+    same_shape = tuple(operator.out_shape) == tuple(operator.in_shape)
+    naive = baselines.observation_baseline(operator, y, mode="observation" if same_shape else "pinv")
+    if "bicubic" in methods and hasattr(operator, "bicubic_upsample"):
+        keep("bicubic", baselines.bicubic_upsampling(operator, y))
+    if "ifft" in methods and hasattr(operator, "zero_filled_ifft"):
+        keep("ifft", baselines.zero_filled_ifft(operator, y))
+    if "bm3d" in methods and op_name == "identity" and noisy:
+        keep("bm3d", baselines.bm3d_denoise(y, sigma, progress=False))
+    csgm_result = None
+    if {"csgm", "csgm-bp", "iagan", "iagan-bp"} & methods:
+        csgm_result = csgm(generator, operator, y, iterations=args.csgm_iterations, learning_rate=args.csgm_lr,
+                           restarts=args.restarts, seed=seed, jit_compile=args.jit_compile, progress=True)
+        keep("csgm", csgm_result)
+    if {"iagan", "iagan-bp"} & methods:
+        iterations = max(1, args.iagan_iterations // 2) if noisy else args.iagan_iterations
+        result = iagan(generator, operator, y, z_init=csgm_result.latents, iterations=iterations,
+                       lr_z=args.iagan_lr_z, lr_theta=args.iagan_lr_theta, seed=seed,
+                       jit_compile=args.jit_compile, progress=True)
+        keep("iagan", result)
+        seconds["iagan"] += seconds["csgm"]  # IAGAN starts from CSGM: count both
+    # Back-projection amplifies noise; the paper applies it to noiseless measurements only.
+    for base in ("csgm", "iagan"):
+        if f"{base}-bp" in methods and base in estimates and not noisy:
+            start = time.perf_counter()
+            x_bp = back_project(operator, estimates[base], y, approximate=has_approximate_pinv(operator)
+                                and op_name == "super_resolution")
+            estimates[f"{base}-bp"] = np.clip(np.asarray(x_bp), 0.0, 1.0)
+            seconds[f"{base}-bp"] = seconds[base] + (time.perf_counter() - start) / len(x)
+    if "dip" in methods:
+        levels = args.dip_levels or dip_levels_for(min(shape[:2]))
+        keep("dip", dip(operator, y, iterations=dip_iterations(args.dip_iterations, noisy), levels=levels,
+                        channels=args.dip_channels, seed=seed, progress=True, jit_compile=args.jit_compile))
+    if "csgm" not in methods:
+        estimates.pop("csgm", None)
+        histories.pop("csgm", None)
+
+    rows: List[dict] = []
+    observation = np.clip(np.asarray(naive.x_hat), 0.0, 1.0)
+    for method, estimate in [("observation" if same_shape else "pinv", observation)] + list(estimates.items()):
+        rows.append({
+            "task": label,
+            "method": method,
+            "psnr_db": float(metrics.dataset_psnr(x, estimate)),
+            "ssim": float(np.mean(metrics.ssim(x, estimate))),
+            "seconds_per_image": seconds.get(method, 0.0),
+            "images": len(x),
+        })
+    columns = [("original", x), ("observation" if same_shape else "A^+ y", observation)] + list(estimates.items())
+    return TaskOutcome(rows, columns, histories)
+
+
+def _spread(values: np.ndarray) -> float:
+    """Sample standard deviation (ddof 1); NaN for a single value, where it is undefined."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def error_summary(x: np.ndarray, estimate: np.ndarray) -> dict:
+    """Per-image MSE and PSNR of an estimate, summarised over the images.
+
+    Args:
+      x: the true images ``[N, H, W, C]`` in [0, 1].
+      estimate: the estimates, same shape.
+
+    Returns:
+      A dict with ``mse_mean``, ``mse_std``, ``psnr_mean_db``, ``psnr_std_db`` (standard
+      deviations over the images, ddof 1) and ``dataset_psnr_db`` (``10 log10(1 / mean
+      MSE)``, the papers' figure).
+    """
+    from tfinverse import metrics
+
+    per_image_mse = np.asarray(metrics.mse(x, estimate), np.float64)
+    per_image_psnr = np.asarray(metrics.psnr(x, estimate), np.float64)
+    return {
+        "mse_mean": float(per_image_mse.mean()),
+        "mse_std": _spread(per_image_mse),
+        "psnr_mean_db": float(per_image_psnr.mean()),
+        "psnr_std_db": _spread(per_image_psnr),
+        "dataset_psnr_db": float(metrics.dataset_psnr(x, estimate)),
+    }
+
+
+def write_task_summaries(writer, index: int, slug: str, outcome: TaskOutcome, max_images: int = 8) -> None:
+    """Writes one task's results to TensorBoard.
+
+    Scalars ``<slug>/<method>/objective`` (the mean objective per iteration, step =
+    iteration), ``<slug>/psnr_db/<method>`` and ``<slug>/ssim/<method>`` (step = the task's
+    index), and images ``<slug>/<column>`` (the first ``max_images`` of each grid column).
+
+    Args:
+      writer: a ``tf.summary`` writer (:func:`tfinverse.utils.cli.summary_writer`).
+      index: the task's position in the run.
+      slug: the task's tag prefix, e.g. ``00_sr``.
+      outcome: what :func:`run_task` returned.
+      max_images: images per grid column.
+    """
+    from tfinverse.utils.cli import summary_images, summary_scalar
+
+    rows, columns = outcome.rows, outcome.columns
+    with writer.as_default():
+        for method, history in outcome.histories.items():
+            for step, value in enumerate(np.asarray(history, np.float64)):
+                if np.isfinite(value):
+                    summary_scalar(f"{slug}/{method}/objective", value, step=step)
+        for row in rows:
+            for key in ("psnr_db", "ssim"):
+                if np.isfinite(row[key]):
+                    summary_scalar(f"{slug}/{key}/{row['method']}", row[key], step=index)
+        for title, images in columns:
+            summary_images(f"{slug}/{title.replace(' ', '_').replace('^', '').replace('+', 'pinv')}",
+                           np.asarray(images, np.float32), step=index, max_outputs=max_images)
+    writer.flush()
