@@ -346,6 +346,53 @@ def test_checkpoints_are_kept_to_the_requested_depth(tmp_path):
         TrainingCheckpoint(tmp_path, {"step": step}, max_to_keep=0)
 
 
+_INTERRUPTED_SAVER = """
+import sys, tensorflow as tf
+sys.path.insert(0, sys.argv[2])
+from tfinverse.training import TrainingCheckpoint
+big = tf.Variable(tf.zeros([80_000_000]))  # 320 MB: its write takes long enough to be caught
+step = tf.Variable(0, dtype=tf.int64)
+checkpoint = TrainingCheckpoint(sys.argv[1], {"step": step, "big": big})
+step.assign(1)
+checkpoint.save(1)
+print("saved", flush=True)
+step.assign(2)
+checkpoint.save(2)
+"""
+
+
+def test_resume_removes_the_debris_of_a_killed_checkpoint_write(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "checkpoints"
+    process = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_SAVER, str(folder), str(Path(__file__).parents[1])],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "saved"
+    deadline = time.monotonic() + 60
+    while not (folder / "ckpt-2_temp").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    caught = (folder / "ckpt-2_temp").exists()
+    os.kill(process.pid, signal.SIGKILL)  # as kill -9 in the middle of the second save
+    process.wait()
+    if not caught:
+        pytest.skip("the second save finished before it could be interrupted")
+    # The state file's temporary copy, as an interrupted rename leaves it.
+    (folder / ("checkpoint.tmp" + "0123456789abcdef" * 2)).write_text("partial")
+    (folder / "notes.txt").write_text("the user's")  # not debris: kept
+    assert (folder / "ckpt-2_temp").is_dir()
+
+    step, big = tf.Variable(0, dtype=tf.int64), tf.Variable(tf.ones([80_000_000]))
+    restored = TrainingCheckpoint(folder, {"step": step, "big": big}).restore_latest()
+    assert restored.endswith("ckpt-1") and int(step.numpy()) == 1 and float(tf.reduce_max(big)) == 0.0
+    left = sorted(p.name for p in folder.iterdir())
+    assert not any(name.endswith("_temp") or name.startswith("checkpoint.tmp") for name in left), left
+    assert {"checkpoint", "ckpt-1.index", "notes.txt"} <= set(left)
+
+
 def test_batch_stream_reports_a_dataset_smaller_than_a_batch():
     stream = EpochBatchStream(lambda epoch: tf.data.Dataset.from_tensor_slices(np.zeros((3, 2))).batch(4, drop_remainder=True))
     with pytest.raises(ValueError, match="fewer images than one batch"):

@@ -17,6 +17,22 @@ build it from a string::
 Random operators (masks, Gaussian matrices) draw once, from an explicit ``seed``, at
 construction and keep what they drew, so ``forward`` and ``adjoint`` always use the same
 draw; :meth:`LinearOperator.resample` gives the same operator with a new draw.
+
+Per-call draws. Every public method also takes an optional stateless ``seed`` (a Python int
+or an integer tensor of shape ``[2]``): ``A(x, seed=s)`` then draws a fresh, independent
+realisation for every example of the batch (a mask, a patch position, a matrix) with
+``tf.random.stateless_*`` ops, inside ``tf.function`` and without retracing per seed value
+(pass the seed as a tensor), for any (also dynamic) batch size::
+
+    y = A(x, seed=s)                  # per-example draws keyed by s
+    x_adj = A.adjoint(y, seed=s)      # the same draws: <A x, y'> = <x, A^T y'>
+    x_dag = A.pinv(y, seed=s)         # the same draws again
+
+The draws depend only on ``(seed, global batch size, position in the global batch)``. Under
+a ``tf.distribute`` strategy a replica draws for the global batch (``num_replicas`` times its
+local batch, assumed evenly split) and keeps its own slice, so a step on two replicas sees
+the draws of the same step on one device. ``seed=None`` (the default) uses the fixed draw
+made at construction, exactly as before; operators that draw nothing ignore the seed.
 """
 
 from __future__ import annotations
@@ -30,6 +46,9 @@ from tfinverse.utils.registry import Registry
 
 __all__ = [
     "LinearOperator",
+    "stateless_seed",
+    "replica_slot",
+    "global_slice",
     "register",
     "available",
     "get",
@@ -82,6 +101,69 @@ def operator_class(name: str) -> type:
       UnknownNameError: (a ``KeyError``) for an unknown name, listing the known ones.
     """
     return _REGISTRY.get_class(name)
+
+
+def stateless_seed(seed) -> tf.Tensor:
+    """Turns a per-call seed into the int64 ``[2]`` seed of ``tf.random.stateless_*``.
+
+    Args:
+      seed: a Python int, an integer scalar tensor, or an integer tensor of shape ``[2]``
+        (e.g. from ``tf.random.experimental.stateless_split``). A tensor seed passed into a
+        ``tf.function`` does not retrace it when its value changes.
+
+    Returns:
+      An int64 tensor of shape ``[2]`` (``[seed, 0]`` for an int or a scalar).
+
+    Raises:
+      ValueError: for None, a bool, a non-integer dtype or a shape other than ``[]``/``[2]``.
+    """
+    if isinstance(seed, bool) or seed is None:
+        raise ValueError(f"seed must be a Python int or an integer tensor of shape [2], got {seed!r}")
+    if isinstance(seed, (int, np.integer)):
+        return tf.constant([int(seed), 0], tf.int64)
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer:
+        raise ValueError(f"seed must be a Python int or an integer tensor of shape [2], got dtype {seed.dtype.name}")
+    if seed.shape.rank == 0:
+        return tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    if seed.shape.rank is None:  # shape only known when the graph runs
+        return tf.reshape(tf.cast(seed, tf.int64), [2])
+    if seed.shape.rank != 1 or seed.shape[0] not in (2, None):
+        raise ValueError(f"seed must be a Python int or an integer tensor of shape [2], got shape {seed.shape}")
+    return tf.reshape(tf.cast(seed, tf.int64), [2])
+
+
+def replica_slot():
+    """``(replica_id, num_replicas)`` of the calling replica; ``(0, 1)`` outside a strategy.
+
+    In a cross-replica context (inside ``strategy.scope()`` but not ``strategy.run``) the
+    caller acts as a single replica. ``replica_id`` may be a scalar int32 tensor.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        return 0, 1
+    return context.replica_id_in_sync_group, int(context.num_replicas_in_sync)
+
+
+def global_slice(draw_global: Callable[[tf.Tensor], object], local_batch) -> object:
+    """Draws for the global batch and keeps this replica's examples.
+
+    Args:
+      draw_global: maps a number of examples ``n`` (int32 scalar) to a tensor or nested
+        structure of tensors whose first axis has length ``n``.
+      local_batch: this replica's batch size (int32 scalar tensor).
+
+    Returns:
+      The structure restricted to rows ``[replica_id * local_batch, (replica_id + 1) *
+      local_batch)``; with one replica, ``draw_global(local_batch)`` itself.
+    """
+    replica_id, num_replicas = replica_slot()
+    local_batch = tf.cast(local_batch, tf.int32)
+    if num_replicas == 1:
+        return draw_global(local_batch)
+    draws = draw_global(local_batch * num_replicas)
+    start = tf.cast(replica_id, tf.int32) * local_batch
+    return tf.nest.map_structure(lambda d: d[start : start + local_batch], draws)
 
 
 def _as_shape(shape: Sequence[int], what: str) -> Tuple[int, ...]:
@@ -159,6 +241,18 @@ class LinearOperator:
     pseudo-inverse has a closed form; otherwise :meth:`pinv` runs conjugate gradients on
     ``A A^T``.
 
+    Random operators (``random = True``) also implement per-call draws (see the module
+    docstring): :meth:`_draw` returns, for a stateless seed and a number of examples ``n``,
+    a tensor (or nested structure of tensors) whose first axis has length ``n`` holding every
+    example's draw, and :meth:`_forward`, :meth:`_adjoint` and :meth:`_pinv` take it as an
+    optional second argument ``draw`` (None: the fixed draw of construction). The base class
+    draws once per public call from the ``seed`` argument and passes the same ``draw`` to
+    every private method it calls, so ``forward``, ``adjoint``, ``pinv`` and
+    ``back_project`` with one seed use one realisation; the default :meth:`_adjoint`
+    (automatic differentiation) and :meth:`_pinv` (conjugate gradients) thread ``draw``
+    through. Operators that draw nothing keep one-argument private methods and never see a
+    ``draw``.
+
     Args:
       image_shape: ``(height, width, channels)`` of one image.
       dtype: ``tf.float32`` (default) or ``tf.float64``.
@@ -169,7 +263,8 @@ class LinearOperator:
     """
 
     name: str = "linear"
-    #: True for operators whose construction draws random numbers (masks, matrices).
+    #: True for operators whose construction draws random numbers (masks, matrices); such
+    #: operators also implement :meth:`_draw` for per-call ``seed`` draws.
     random: bool = False
 
     def __init__(
@@ -193,41 +288,78 @@ class LinearOperator:
         self.out_shape: Tuple[int, ...] = self.image_shape
 
     # ----------------------------------------------------------------- public API
-    def forward(self, x) -> tf.Tensor:
-        """Applies ``A`` to a batch ``x`` of shape ``[batch, *in_shape]``."""
-        return self._forward(self._check(x, self.in_shape, "input x"))
+    def forward(self, x, seed=None) -> tf.Tensor:
+        """Applies ``A`` to a batch ``x`` of shape ``[batch, *in_shape]``.
+
+        Args:
+          x: the batch (float tensor or array of the operator's dtype).
+          seed: None for the fixed draw made at construction; or a stateless seed (Python
+            int or integer tensor of shape ``[2]``) for a fresh draw per example (random
+            operators only; others ignore it).
+
+        Returns:
+          ``[batch, *out_shape]``.
+
+        Raises:
+          ValueError: a wrong shape or dtype, or a malformed seed.
+        """
+        x = self._check(x, self.in_shape, "input x")
+        return self._apply_forward(x, self._draw_for(x, seed))
 
     __call__ = forward
 
-    def adjoint(self, y) -> tf.Tensor:
-        """Applies ``A^T`` to a batch ``y`` of shape ``[batch, *out_shape]``."""
-        return self._adjoint(self._check(y, self.out_shape, "measurement y"))
+    def adjoint(self, y, seed=None) -> tf.Tensor:
+        """Applies ``A^T`` to a batch ``y`` of shape ``[batch, *out_shape]``.
 
-    def pinv(self, y) -> tf.Tensor:
+        Args:
+          y: the measurement batch.
+          seed: as for :meth:`forward`; the same seed gives the adjoint of the same draw.
+
+        Returns:
+          ``[batch, *in_shape]``.
+        """
+        y = self._check(y, self.out_shape, "measurement y")
+        return self._apply_adjoint(y, self._draw_for(y, seed))
+
+    def pinv(self, y, seed=None) -> tf.Tensor:
         """Applies the Moore-Penrose pseudo-inverse ``A^+`` to ``y``.
 
         Closed form where the operator has one; otherwise ``A^T u`` with ``u`` solving
         ``A A^T u = y`` by conjugate gradients (``cg_tol``, ``cg_max_iter``).
 
+        Args:
+          y: the measurement batch.
+          seed: as for :meth:`forward`; the same seed inverts the same draw.
+
         Raises:
           ValueError: a wrong shape or dtype, or NaN/Inf in ``y`` (inside ``tf.function``
             the NaN/Inf check runs with the graph and raises ``InvalidArgumentError``).
+          NotImplementedError: for a per-call seed on an operator whose pseudo-inverse of a
+            fresh draw is not supported (``compressed_sensing``).
         """
-        return self._pinv(self._check_finite(self._check(y, self.out_shape, "measurement y"), "measurement y"))
+        y = self._check_finite(self._check(y, self.out_shape, "measurement y"), "measurement y")
+        return self._apply_pinv(y, self._draw_for(y, seed))
 
-    def back_project(self, x_hat, y) -> tf.Tensor:
+    def back_project(self, x_hat, y, seed=None) -> tf.Tensor:
         """Back-projection ``x_hat + A^+ (y - A x_hat)`` (IAGAN, eq. 10).
 
         The result agrees exactly with ``y`` in the row space of ``A`` and keeps ``x_hat``'s
         null-space component.
 
+        Args:
+          x_hat: the estimate, ``[batch, *in_shape]``.
+          y: the measurement batch.
+          seed: as for :meth:`forward`; one draw serves ``A`` and ``A^+``.
+
         Raises:
           ValueError: a wrong shape or dtype, or NaN/Inf in ``x_hat`` or ``y``, as every
             inversion method refuses them (inside ``tf.function``: ``InvalidArgumentError``).
+          NotImplementedError: as :meth:`pinv`.
         """
         x_hat = self._check_finite(self._check(x_hat, self.in_shape, "estimate x_hat"), "estimate x_hat")
         y = self._check_finite(self._check(y, self.out_shape, "measurement y"), "measurement y")
-        return x_hat + self._pinv(y - self._forward(x_hat))
+        draw = self._draw_for(y, seed)
+        return x_hat + self._apply_pinv(y - self._apply_forward(x_hat, draw), draw)
 
     def resample(self, seed: int) -> "LinearOperator":
         """The same operator with a new random draw (for random operators)."""
@@ -274,20 +406,52 @@ class LinearOperator:
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
-    def _adjoint(self, y: tf.Tensor) -> tf.Tensor:
+    def _adjoint(self, y: tf.Tensor, draw=None) -> tf.Tensor:
         # The adjoint of a linear map is its vector-Jacobian product at any point.
         x0 = tf.zeros(tf.concat([tf.shape(y)[:1], self.in_shape], axis=0), self.dtype)
         with tf.GradientTape() as tape:
             tape.watch(x0)
-            out = self._forward(x0)
+            out = self._apply_forward(x0, draw)
         return tape.gradient(out, x0, output_gradients=y)
 
-    def _pinv(self, y: tf.Tensor) -> tf.Tensor:
+    def _pinv(self, y: tf.Tensor, draw=None) -> tf.Tensor:
         def normal(u):
-            return self._forward(self._adjoint(u))
+            return self._apply_forward(self._apply_adjoint(u, draw), draw)
 
         u = conjugate_gradient(normal, y, tol=self.cg_tol, max_iter=self.cg_max_iter)
-        return self._adjoint(u)
+        return self._apply_adjoint(u, draw)
+
+    def _draw(self, seed: tf.Tensor, n: tf.Tensor):
+        """Per-example draws of a random operator (subclasses with ``random = True``).
+
+        Args:
+          seed: int64 stateless seed, shape ``[2]``.
+          n: int32 scalar, the number of examples (may only be known when the graph runs).
+
+        Returns:
+          A tensor or nested structure of tensors with first axis ``n``; row ``i`` is
+          example ``i``'s draw, passed as ``draw`` to the private methods.
+        """
+        raise NotImplementedError(f"{self.name}: this operator does not implement per-call draws (seed=...)")
+
+    def _draw_for(self, t: tf.Tensor, seed):
+        """The draw for batch ``t`` from a per-call seed; None for the fixed draw."""
+        if seed is None:
+            return None
+        seed = stateless_seed(seed)  # validated even where it is then ignored
+        if not self.random:
+            return None
+        return global_slice(lambda n: self._draw(seed, n), tf.shape(t)[0])
+
+    # Only random operators take a ``draw``; the others keep one-argument private methods.
+    def _apply_forward(self, x: tf.Tensor, draw) -> tf.Tensor:
+        return self._forward(x) if draw is None else self._forward(x, draw)
+
+    def _apply_adjoint(self, y: tf.Tensor, draw) -> tf.Tensor:
+        return self._adjoint(y) if draw is None else self._adjoint(y, draw)
+
+    def _apply_pinv(self, y: tf.Tensor, draw) -> tf.Tensor:
+        return self._pinv(y) if draw is None else self._pinv(y, draw)
 
     def _check(self, t, shape: Tuple[int, ...], what: str) -> tf.Tensor:
         """Converts to a tensor and validates rank, shape and dtype (raises ValueError)."""

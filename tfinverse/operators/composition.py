@@ -7,6 +7,10 @@ default the classic super-resolution model: Gaussian blur followed by decimation
     A = get("composition", image_shape=(64, 64, 3))                  # blur, then decimate
     A = get("composition", image_shape=(64, 64, 3),
             steps=[("blur_uniform", {"kernel_size": 5}), ("super_resolution", {"factor": 2})])
+
+A chain with a random part is random; a per-call ``seed`` (``A(x, seed=s)``) gives part ``i``
+the seed ``stateless_fold_in(s, i)``, so its parts draw independently, and ``adjoint``,
+``pinv`` and ``back_project`` with the same seed use the same draws.
 """
 
 from __future__ import annotations
@@ -103,14 +107,28 @@ class Composition(LinearOperator):
         chain = " -> ".join(op.name for op in self.operators)
         return f"{type(self).__name__}({chain}, in_shape={self.in_shape}, out_shape={self.out_shape})"
 
-    def _forward(self, x):
-        for op in self.operators:
-            x = op.forward(x)
+    def _draw(self, seed, n):
+        # Non-random parts get an empty structure, which the per-replica slicing skips.
+        return tuple(
+            op._draw(tf.random.experimental.stateless_fold_in(seed, index, alg="philox"), n) if op.random else ()
+            for index, op in enumerate(self.operators)
+        )
+
+    def _forward(self, x, draw=None):
+        for index, op in enumerate(self.operators):
+            if draw is None:
+                x = op.forward(x)
+            else:
+                x = op._apply_forward(op._check(x, op.in_shape, "input x"), draw[index] if op.random else None)
         return x
 
-    def _adjoint(self, y):
-        for op in reversed(self.operators):
-            y = op.adjoint(y)
+    def _adjoint(self, y, draw=None):
+        for index in reversed(range(len(self.operators))):
+            op = self.operators[index]
+            if draw is None:
+                y = op.adjoint(y)
+            else:
+                y = op._apply_adjoint(op._check(y, op.out_shape, "measurement y"), draw[index] if op.random else None)
         return y
 
 

@@ -14,6 +14,16 @@ limit ``max_matrix_bytes = 2 GiB`` and float32 (``m n <= 536,870,912``):
 * 256 x 256 x 3 (n = 196,608) fits only up to m = 2,730 (m/n <= 0.0139).
 
 float64 halves these limits.
+
+Per-call draws (``A(x, seed=s)``, ``A.adjoint(y, seed=s)``) are matrix-free: every example
+gets its own stateless seed, and its ``m x n`` matrix (i.i.d. ``N(0, 1/m)``, drawn with
+``tf.random.stateless_normal``, so other numbers than the fixed numpy draw) is generated
+inside the graph, applied, and dropped, one example at a time, so memory stays at one
+matrix (within ``max_matrix_bytes``) but every call generates ``batch * m * n`` normals.
+The adjoint with the same seed regenerates the same matrices. :meth:`pinv` and
+:meth:`back_project` refuse a per-call seed (``NotImplementedError``): the closed form would
+factorise a fresh ``m x m`` Gram matrix per example and per call, and conjugate gradients
+would regenerate every matrix twice per iteration; invert with the fixed draw instead.
 """
 
 from __future__ import annotations
@@ -94,10 +104,10 @@ class CompressedSensing(LinearOperator):
                 f"fits: lower m or ratio, use a smaller image, or raise max_matrix_bytes"
             )
         self.out_shape = (self.m,)
-        self._matrix = tf.constant(self._draw(), self.dtype)
+        self._matrix = tf.constant(self._draw_matrix(), self.dtype)
         self._cholesky = None
 
-    def _draw(self) -> np.ndarray:
+    def _draw_matrix(self) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
         matrix = np.empty((self.m, self.n), self.dtype.as_numpy_dtype)
         block = max(1, _DRAW_BLOCK_ENTRIES // self.n)
@@ -117,12 +127,34 @@ class CompressedSensing(LinearOperator):
         config.update(m=self.m, max_matrix_bytes=self.max_matrix_bytes)
         return config
 
-    def _forward(self, x):
-        flat = tf.reshape(x, [-1, self.n])
-        return tf.matmul(flat, self._matrix, transpose_b=True)
+    def _draw(self, seed, n):
+        # One seed per example; the matrices themselves are generated where they are used.
+        return tf.random.experimental.stateless_split(seed, n, alg="philox")
 
-    def _adjoint(self, y):
-        flat = tf.matmul(y, self._matrix)
+    def _example_matrix(self, seed: tf.Tensor) -> tf.Tensor:
+        scale = tf.constant(1.0 / np.sqrt(self.m), self.dtype)
+        return tf.random.stateless_normal([self.m, self.n], seed, dtype=self.dtype, alg="philox") * scale
+
+    def _per_example(self, fn, rows: tf.Tensor, seeds: tf.Tensor, size: int) -> tf.Tensor:
+        """Maps ``fn(matrix, row)`` over the examples, one generated matrix at a time."""
+        return tf.map_fn(
+            lambda args: fn(self._example_matrix(args[1]), args[0]),
+            (rows, seeds),
+            fn_output_signature=tf.TensorSpec([size], self.dtype),
+            parallel_iterations=1,  # at most one matrix alive: max_matrix_bytes still holds
+        )
+
+    def _forward(self, x, draw=None):
+        flat = tf.reshape(x, [-1, self.n])
+        if draw is None:
+            return tf.matmul(flat, self._matrix, transpose_b=True)
+        return self._per_example(lambda a, v: tf.linalg.matvec(a, v), flat, draw, self.m)
+
+    def _adjoint(self, y, draw=None):
+        if draw is None:
+            flat = tf.matmul(y, self._matrix)
+        else:
+            flat = self._per_example(lambda a, v: tf.linalg.matvec(a, v, transpose_a=True), y, draw, self.n)
         return tf.reshape(flat, tf.concat([tf.shape(y)[:1], self.in_shape], axis=0))
 
     def _gram_cholesky(self):
@@ -149,7 +181,13 @@ class CompressedSensing(LinearOperator):
                 self._cholesky = tf.constant(np.linalg.cholesky(gram), self.dtype)
         return self._cholesky
 
-    def _pinv(self, y):
+    def _pinv(self, y, draw=None):
+        if draw is not None:
+            raise NotImplementedError(
+                f"{self.name}: pinv and back_project do not support a per-call seed (every example's "
+                "fresh Gaussian matrix would need its own m x m Gram factorisation on every call); "
+                "call them without seed= to invert the fixed draw, or use adjoint(y, seed=...)"
+            )
         chol = self._gram_cholesky()
         if chol is None:
             return super()._pinv(y)

@@ -18,9 +18,24 @@ For a conjugate-symmetric mask (``mask[k] == mask[-k mod (H, W)]``) ``A^T A = F^
 an orthogonal projector, so the pseudo-inverse equals the adjoint, which is the zero-filled
 inverse FFT (real part): the naive reconstruction of IAGAN. Generated masks are always
 symmetric; an explicit non-symmetric mask falls back to conjugate gradients.
+
+Per-call draws (``A(x, seed=s)`` and the same ``seed`` for ``adjoint``, ``pinv``,
+``back_project``) give every example its own generated mask, drawn in the graph with
+stateless ops. The measurement layout needs a fixed count, so every drawn mask has exactly
+the ``K`` frequencies of the operator's fixed mask (each row sorted in row-major order, as
+above). The draw follows the generators' own sequential processes: the orbits that they
+switch on together (the four mirror images ``(+-i, +-j)`` for ``variable_density``,
+conjugate pairs for ``uniform``) come in the order of a sampling without replacement with
+probability proportional to the chance that one draw of the generator hits the orbit (a
+Gumbel top-k); the first ``K`` frequencies of that sequence form the mask. Where ``K`` ends
+inside an orbit the drawn mask is not conjugate-symmetric; its ``pinv`` therefore always
+runs conjugate gradients (which converge in a few iterations for these near-projections).
+An operator with an explicit ``mask`` draws nothing and ignores the seed.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -159,19 +174,65 @@ def uniform_mask(height: int, width: int, ratio: float, seed: int) -> np.ndarray
     return mask_flat.reshape(height, width)
 
 
-def zero_filled_ifft(operator: "SubsampledFourier", y) -> tf.Tensor:
+def _erfc_array(values: np.ndarray) -> np.ndarray:
+    return np.array([math.erfc(v) for v in np.ravel(values)]).reshape(np.shape(values))
+
+
+def _folded_index_probabilities(length: int, spread: float) -> np.ndarray:
+    """``P(floor(|N(0, 1)| * spread * length) mod (length // 2 + 1) = a)`` for every ``a``.
+
+    The distribution of one axis index of :func:`variable_density_mask`'s draws.
+    """
+    modulus = length // 2 + 1
+    scale = spread * length
+    # Integers k with k / scale beyond ~40 standard deviations contribute nothing.
+    k = np.arange(int(np.ceil(40.0 * scale)) + modulus + 1)
+    cell = _erfc_array(k / scale / np.sqrt(2.0)) - _erfc_array((k + 1) / scale / np.sqrt(2.0))
+    return np.bincount(k % modulus, weights=cell, minlength=modulus)
+
+
+def _orbit_table(height: int, width: int, mask_type: str, spread: float):
+    """The groups of frequencies a generator switches on together, and their draw weights.
+
+    Returns:
+      ``(members, weights)``: int ``[n_orbits, 4]`` flat frequency indices, padded with -1,
+      and float64 ``[n_orbits]`` probabilities that one draw of the generator hits the orbit.
+    """
+    if mask_type == "variable_density":
+        i, j = np.meshgrid(np.arange(height // 2 + 1), np.arange(width // 2 + 1), indexing="ij")
+        i, j = i.ravel(), j.ravel()
+        ni, nj = (-i) % height, (-j) % width
+        members = np.stack([i * width + j, ni * width + j, i * width + nj, ni * width + nj], axis=1)
+        weights = _folded_index_probabilities(height, spread)[i] * _folded_index_probabilities(width, spread)[j]
+    else:  # uniform: conjugate pairs, hit when either member is visited
+        f = np.arange(height * width)
+        r, c = np.divmod(f, width)
+        conjugate = ((-r) % height) * width + (-c) % width
+        keep = f <= conjugate
+        members = np.stack([f[keep], conjugate[keep]], axis=1)
+        weights = np.where(members[:, 0] == members[:, 1], 1.0, 2.0)
+    members = np.sort(members, axis=1)
+    duplicate = np.zeros(members.shape, bool)
+    duplicate[:, 1:] = members[:, 1:] == members[:, :-1]
+    members = np.where(duplicate, -1, members)
+    members = np.pad(members, [(0, 0), (0, 4 - members.shape[1])], constant_values=-1)
+    return members.astype(np.int32), weights
+
+
+def zero_filled_ifft(operator: "SubsampledFourier", y, seed=None) -> tf.Tensor:
     """The naive reconstruction: zeros at unsampled frequencies, then the inverse FFT.
 
     Args:
       operator: the :class:`SubsampledFourier` operator that produced ``y``.
       y: ``[batch, K, C, 2]`` measurements.
+      seed: the per-call seed ``y`` was measured with (None: the fixed mask).
 
     Returns:
       ``[batch, H, W, C]`` real part of the orthonormal inverse 2-D FFT of the zero-filled
       spectrum (equal to ``operator.adjoint(y)``, and to ``operator.pinv(y)`` for a
       conjugate-symmetric mask).
     """
-    return operator.zero_filled_ifft(y)
+    return operator.zero_filled_ifft(y, seed=seed)
 
 
 @register("subsampled_fourier")
@@ -243,6 +304,7 @@ class SubsampledFourier(LinearOperator):
         # Orthonormal scaling; made in the complex dtype directly to keep float64 precision.
         self._inv_sqrt_size = tf.constant(1.0 / np.sqrt(height * width), self._complex)
         self._sqrt_size = tf.constant(np.sqrt(height * width), self._complex)
+        self._orbits = None  # tables of per-call draws, built on first use
 
     @property
     def mask(self) -> np.ndarray:
@@ -285,26 +347,78 @@ class SubsampledFourier(LinearOperator):
         spectrum = spectrum * self._inv_sqrt_size
         return tf.reshape(spectrum, [-1, channels, height * width])
 
-    def _forward(self, x):
-        sampled = tf.gather(self._spectrum(x), self._indices, axis=2)
+    def _orbit_constants(self):
+        """``(members [n_orbits, 4], log_weights [n_orbits])`` as constants, built once."""
+        if self._orbits is None:
+            height, width, _ = self.image_shape
+            spread = self.ratio / 2 if self.spread is None else self.spread
+            members, weights = _orbit_table(height, width, self.mask_type, spread)
+            log_weights = np.log(np.maximum(weights, np.finfo(np.float64).tiny))
+            # Built outside any tf.function being traced, so every trace can capture them.
+            with tf.init_scope():
+                self._orbits = (tf.constant(members), tf.constant(log_weights, tf.float64))
+        return self._orbits
+
+    def _draw(self, seed, n):
+        members, log_weights = self._orbit_constants()
+        n_orbits = int(members.shape[0])
+        k = self.num_frequencies
+        # Gumbel top-k: the order of a sampling without replacement proportional to the
+        # weights, i.e. the order in which the generator's sequential draws switch orbits on.
+        tiny = float(np.finfo(np.float64).tiny)
+        uniform = tf.random.stateless_uniform(tf.stack([n, n_orbits]), seed, minval=tiny, maxval=1.0,
+                                              dtype=tf.float64, alg="philox")
+        keys = log_weights[None, :] - tf.math.log(-tf.math.log(uniform))
+        _, order = tf.math.top_k(keys, k=min(k, n_orbits), sorted=True)
+        candidates = tf.reshape(tf.gather(members, order), tf.stack([n, -1]))
+        valid = candidates >= 0
+        position = tf.cumsum(tf.cast(valid, tf.int32), axis=1)
+        # Every row holds at least k frequencies, so exactly k entries per row are taken.
+        taken = tf.boolean_mask(candidates, valid & (position <= k))
+        return tf.sort(tf.reshape(taken, tf.stack([n, k])), axis=1)
+
+    def _forward(self, x, draw=None):
+        if draw is None:
+            sampled = tf.gather(self._spectrum(x), self._indices, axis=2)
+        else:
+            sampled = tf.gather(self._spectrum(x), draw, axis=2, batch_dims=1)
         sampled = tf.transpose(sampled, [0, 2, 1])
         return tf.stack([tf.math.real(sampled), tf.math.imag(sampled)], axis=-1)
 
-    def _adjoint(self, y):
+    def _adjoint(self, y, draw=None):
         # <A x, y> = Re <F x, P^T w> = <x, Re F^H P^T w> with w = y_re + i y_im.
         height, width, channels = self.image_shape
         coefficients = tf.transpose(tf.complex(y[..., 0], y[..., 1]), [0, 2, 1])
         coefficients = tf.pad(coefficients, [[0, 0], [0, 0], [0, 1]])
-        spectrum = tf.gather(coefficients, self._fill_index, axis=2)
+        if draw is None:
+            spectrum = tf.gather(coefficients, self._fill_index, axis=2)
+        else:
+            spectrum = tf.gather(coefficients, self._drawn_fill_index(draw), axis=2, batch_dims=1)
         spectrum = tf.reshape(spectrum, [-1, channels, height, width])
         planes = tf.math.real(tf.signal.ifft2d(spectrum) * self._sqrt_size)
         return tf.transpose(planes, [0, 2, 3, 1])
 
-    def _pinv(self, y):
-        if self.symmetric:
-            return self._adjoint(y)
-        return super()._pinv(y)
+    def _drawn_fill_index(self, draw: tf.Tensor) -> tf.Tensor:
+        """Per example, the measurement position of every grid frequency (K if unsampled)."""
+        height, width, _ = self.image_shape
+        k = self.num_frequencies
+        n = tf.shape(draw)[0]
+        example = tf.broadcast_to(tf.range(n)[:, None], tf.shape(draw))
+        fill = tf.fill(tf.stack([n, height * width]), tf.constant(k, draw.dtype))
+        positions = tf.broadcast_to(tf.range(k, dtype=draw.dtype)[None, :], tf.shape(draw))
+        return tf.tensor_scatter_nd_update(fill, tf.stack([example, tf.cast(draw, tf.int32)], axis=-1), positions)
 
-    def zero_filled_ifft(self, y) -> tf.Tensor:
-        """The naive reconstruction of ``y`` (see :func:`zero_filled_ifft`)."""
-        return self._adjoint(self._check(y, self.out_shape, "measurement y"))
+    def _pinv(self, y, draw=None):
+        if draw is None and self.symmetric:
+            return self._adjoint(y)
+        # A drawn mask may end inside an orbit (not symmetric): conjugate gradients.
+        return super()._pinv(y, draw)
+
+    def zero_filled_ifft(self, y, seed=None) -> tf.Tensor:
+        """The naive reconstruction of ``y`` (see :func:`zero_filled_ifft`).
+
+        Args:
+          y: ``[batch, K, C, 2]`` measurements.
+          seed: the per-call seed ``y`` was measured with (None: the fixed mask).
+        """
+        return self.adjoint(y, seed=seed)

@@ -13,6 +13,19 @@ batch size is known at trace time, an ``InvalidArgumentError`` when it is only k
 time). This reproduces AmbientGAN-style training, where each example sees its own draw;
 use :meth:`~tfinverse.operators.base.LinearOperator.resample` for a fresh draw.
 
+Per-call draws. With a stateless ``seed`` (``A(x, seed=s)``, ``A.adjoint(y, seed=s)``,
+``A.pinv(y, seed=s)``, ``A.back_project(x_hat, y, seed=s)``) every example of a batch of any
+size gets its own fresh mask from the same distribution as the fixed draw, made with
+``tf.random.stateless_*`` ops inside the graph (``batch_size`` then plays no role); one seed
+gives one set of masks to all four methods, so ``A^T = A`` and ``A^+`` hold per draw. This
+is the per-step measurement of AmbientGAN-style training::
+
+    A = get("drop_independent", image_shape=(64, 64, 3), seed=0)   # p = 0.9, rescaled
+
+    @tf.function
+    def step(x, seed):            # seed: int tensor [2], a new one every step
+        return A(x, seed=seed)    # a fresh mask per example, one trace for all seeds
+
 Registered operators: ``drop_independent``, ``drop_patch``, ``keep_patch``,
 ``random_pixel_mask``.
 """
@@ -39,14 +52,17 @@ class MaskOperator(LinearOperator):
     """Base of the diagonal masking operators: ``y = mask * x``.
 
     Subclasses implement :meth:`_draw_masks`, which returns a numpy array of shape
-    ``(n, H, W, C)`` for ``n`` masks drawn from the given generator.
+    ``(n, H, W, C)`` for ``n`` masks drawn from the given generator (the fixed draw), and
+    :meth:`_draw_masks_tf`, the same distribution drawn with stateless TensorFlow ops for
+    per-call seeds (the ``draw`` of the private methods is then the ``[n, H, W, C]`` mask).
 
     Args:
       image_shape: ``(height, width, channels)``.
       dtype: ``tf.float32`` or ``tf.float64``.
       seed: seed of the mask draw (required).
       batch_size: None for one mask shared by the whole batch, or the number of per-example
-        masks (the batch size ``forward`` then requires).
+        masks (the batch size ``forward`` then requires). Calls with a per-call ``seed``
+        ignore it: they draw one mask per example for any batch size.
       **kwargs: further :class:`~tfinverse.operators.base.LinearOperator` arguments.
 
     Raises:
@@ -87,6 +103,13 @@ class MaskOperator(LinearOperator):
     def _draw_masks(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
 
+    def _draw_masks_tf(self, seed: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+        """``n`` masks ``[n, H, W, C]`` of the operator's dtype from a stateless seed."""
+        raise NotImplementedError
+
+    def _draw(self, seed, n):
+        return self._draw_masks_tf(seed, n)
+
     def _per_batch(self, t: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Returns ``mask`` ready to multiply ``t``, checking the batch size of per-example masks."""
         if self.batch_size is None:
@@ -108,14 +131,16 @@ class MaskOperator(LinearOperator):
                 return tf.identity(mask)
         return mask
 
-    def _forward(self, x):
-        return x * self._per_batch(x, self.mask)
+    def _forward(self, x, draw=None):
+        return x * (self._per_batch(x, self.mask) if draw is None else draw)
 
-    def _adjoint(self, y):
-        return y * self._per_batch(y, self.mask)
+    def _adjoint(self, y, draw=None):
+        return y * (self._per_batch(y, self.mask) if draw is None else draw)
 
-    def _pinv(self, y):
-        return y * self._per_batch(y, self._inverse_mask)
+    def _pinv(self, y, draw=None):
+        if draw is None:
+            return y * self._per_batch(y, self._inverse_mask)
+        return y * tf.math.divide_no_nan(tf.ones_like(draw), draw)
 
     @property
     def kept_fraction(self) -> float:
@@ -151,6 +176,21 @@ def _patch_masks(rng, n, image_shape, patch_size, inside_value) -> np.ndarray:
     for i in range(n):
         masks[i, rows[i] : rows[i] + patch_size, cols[i] : cols[i] + patch_size, :] = inside_value
     return masks
+
+
+def _patch_masks_tf(seed, n, image_shape, patch_size, inside_value, dtype) -> tf.Tensor:
+    """The stateless-TF twin of :func:`_patch_masks`: ``[n, H, W, C]``, one patch per example."""
+    height, width, channels = image_shape
+    row_seed, col_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg="philox"))
+    rows = tf.random.stateless_uniform([n], row_seed, 0, height - patch_size, dtype=tf.int32, alg="philox")
+    cols = tf.random.stateless_uniform([n], col_seed, 0, width - patch_size, dtype=tf.int32, alg="philox")
+    r = tf.range(height)[None, :]
+    c = tf.range(width)[None, :]
+    in_rows = (r >= rows[:, None]) & (r < rows[:, None] + patch_size)  # [n, H]
+    in_cols = (c >= cols[:, None]) & (c < cols[:, None] + patch_size)  # [n, W]
+    inside = in_rows[:, :, None, None] & in_cols[:, None, :, None]  # [n, H, W, 1]
+    mask = tf.where(inside, tf.constant(inside_value, dtype), tf.constant(1.0 - inside_value, dtype))
+    return tf.broadcast_to(mask, tf.stack([n, height, width, channels]))
 
 
 @register("drop_independent")
@@ -204,6 +244,14 @@ class DropIndependent(MaskOperator):
         keep = np.broadcast_to(keep, (n, height, width, channels))
         return keep / (1.0 - self.p) if self.rescale else keep
 
+    def _draw_masks_tf(self, seed, n):
+        height, width, channels = self.image_shape
+        draw_shape = tf.stack([n, height, width, channels if self.per_channel else 1])
+        uniform = tf.random.stateless_uniform(draw_shape, seed, dtype=self.dtype, alg="philox")
+        keep = tf.cast(uniform >= tf.constant(self.p, self.dtype), self.dtype)
+        keep = tf.broadcast_to(keep, tf.stack([n, height, width, channels]))
+        return keep * tf.constant(1.0 / (1.0 - self.p), self.dtype) if self.rescale else keep
+
     def get_config(self) -> dict:
         return {**super().get_config(), "p": self.p, "rescale": self.rescale, "per_channel": self.per_channel}
 
@@ -245,6 +293,9 @@ class DropPatch(MaskOperator):
 
     def _draw_masks(self, rng, n):
         return _patch_masks(rng, n, self.image_shape, self.patch_size, self._inside_value)
+
+    def _draw_masks_tf(self, seed, n):
+        return _patch_masks_tf(seed, n, self.image_shape, self.patch_size, self._inside_value, self.dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "patch_size": self.patch_size}
@@ -317,6 +368,20 @@ class RandomPixelMask(MaskOperator):
             masks[i, rng.choice(n_pixels, size=n_kept, replace=False)] = 1.0
         masks = masks.reshape(n, height, width, 1)
         return np.broadcast_to(masks, (n, height, width, channels))
+
+    def _draw_masks_tf(self, seed, n):
+        height, width, channels = self.image_shape
+        n_pixels = height * width
+        n_kept = max(1, int(round(self.keep_fraction * n_pixels)))
+        # The n_kept largest of i.i.d. uniforms are a uniform subset without replacement.
+        scores = tf.random.stateless_uniform(tf.stack([n, n_pixels]), seed, alg="philox")
+        _, kept = tf.math.top_k(scores, k=n_kept, sorted=False)
+        example = tf.broadcast_to(tf.range(n)[:, None], tf.shape(kept))
+        masks = tf.scatter_nd(
+            tf.stack([example, kept], axis=-1), tf.ones(tf.shape(kept), self.dtype), tf.stack([n, n_pixels])
+        )
+        masks = tf.reshape(masks, tf.stack([n, height, width, 1]))
+        return tf.broadcast_to(masks, tf.stack([n, height, width, channels]))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "keep_fraction": self.keep_fraction}

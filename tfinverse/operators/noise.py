@@ -12,6 +12,15 @@ independent of the operator, so any noise composes with any operator::
 Noise is drawn with ``tf.random.stateless_*`` from an explicit seed, so the same seed gives
 the same noise eagerly and inside ``tf.function``. All levels are in image units, for images
 in ``[0, 1]``.
+
+Per-step noise in a compiled step: pass the seed as an integer tensor of shape ``[2]``
+(``noise(y, seed=s)``); a ``tf.function`` taking ``s`` as an argument traces once for all
+seed values (a Python int seed is a constant of the trace instead, one trace per value).
+Every entry, and so every example, gets its own draw. Under a ``tf.distribute`` strategy
+(inside ``strategy.run``) a replica draws the noise of the global batch (its local batch
+times the number of replicas, assumed evenly split, zero-padded around its own examples) and
+keeps its own rows, so replicas never share noise and a step on two replicas adds the noise
+of the same step on one device.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfinverse.operators.base import replica_slot, stateless_seed
 from tfinverse.utils.registry import Registry
 
 __all__ = [
@@ -83,20 +93,8 @@ def noise_class(name: str) -> type:
     return _NOISE_REGISTRY.get_class(name)
 
 
-def _as_seed(seed) -> tf.Tensor:
-    """Turns a Python int, an integer scalar or an integer ``[2]`` tensor into a stateless seed."""
-    if isinstance(seed, bool) or seed is None:
-        raise ValueError(f"seed must be a Python int or an integer tensor of shape [2], got {seed!r}")
-    if isinstance(seed, (int, np.integer)):
-        return tf.constant([int(seed), 0], tf.int64)
-    seed = tf.convert_to_tensor(seed)
-    if not seed.dtype.is_integer:
-        raise ValueError(f"seed must be a Python int or an integer tensor of shape [2], got dtype {seed.dtype.name}")
-    if seed.shape.rank == 0:
-        return tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-    if seed.shape.rank != 1 or seed.shape[0] != 2:
-        raise ValueError(f"seed must be a Python int or an integer tensor of shape [2], got shape {seed.shape}")
-    return tf.cast(seed, tf.int64)
+# Kept under its old name for callers of this module.
+_as_seed = stateless_seed
 
 
 def _check_level(value: float, what: str) -> float:
@@ -126,7 +124,8 @@ class NoiseModel:
         Args:
           y: clean measurement, a float tensor of any shape (float32 or float64).
           seed: a Python int, or an integer tensor of shape ``[2]`` (or a scalar), as taken by
-            ``tf.random.stateless_*``. Same seed, same noise.
+            ``tf.random.stateless_*``. Same seed, same noise. A tensor seed can change from
+            call to call of a ``tf.function`` without retracing it.
 
         Returns:
           The noisy measurement, same shape and dtype as ``y``.
@@ -137,7 +136,7 @@ class NoiseModel:
         y = tf.convert_to_tensor(y)
         if y.dtype not in (tf.float16, tf.bfloat16, tf.float32, tf.float64):
             raise ValueError(f"{self.name} noise: y must be a float tensor, got dtype {y.dtype.name}")
-        noisy = self._apply(y, _as_seed(seed))
+        noisy = self._apply_for_replica(y, stateless_seed(seed))
         if self.clip:
             noisy = tf.clip_by_value(noisy, tf.constant(0, y.dtype), tf.constant(1, y.dtype))
         return noisy
@@ -145,6 +144,19 @@ class NoiseModel:
     def get_config(self) -> dict:
         """Constructor arguments that rebuild this model with :func:`get_noise`."""
         return {"clip": self.clip}
+
+    def _apply_for_replica(self, y: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """:meth:`_apply`, on this replica's rows of the global batch under a strategy."""
+        replica_id, num_replicas = replica_slot()
+        rank = y.shape.rank
+        if num_replicas == 1 or not rank:
+            return self._apply(y, seed)
+        # Noise is drawn entry by entry, so zero rows for the other replicas' examples give
+        # this replica's rows of the global draw (and keep Poisson rates valid).
+        local = tf.shape(y)[0]
+        start = tf.cast(replica_id, tf.int32) * local
+        padding = [[start, (num_replicas - 1) * local - start]] + [[0, 0]] * (rank - 1)
+        return self._apply(tf.pad(y, padding), seed)[start : start + local]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

@@ -20,6 +20,7 @@ resume with settings that change the model, the data or the optimisation.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional
@@ -41,6 +42,7 @@ __all__ = [
     "check_resume_config",
     "variables_by_path",
     "TrainingCheckpoint",
+    "remove_checkpoint_debris",
 ]
 
 CHECKPOINT_DIRNAME = "checkpoints"
@@ -177,6 +179,42 @@ def variables_by_path(model) -> Dict[str, Any]:
     return keyed
 
 
+# What an interrupted tf.train.CheckpointManager.save leaves behind: the per-save folder
+# "<prefix>_temp/" that TensorFlow writes shards into before merging them, and the
+# "checkpoint.tmp<uuid hex>" file it writes the state file through before renaming it.
+_DEBRIS_FOLDER = re.compile(r"^ckpt-\d+_temp$")
+_DEBRIS_FILE = re.compile(r"^checkpoint\.tmp[0-9a-f]{32}$")
+
+
+def remove_checkpoint_debris(directory) -> list:
+    """Deletes what an interrupted checkpoint write provably left in ``directory``.
+
+    Only two kinds of entries are removed, both of which TensorFlow deletes itself when a
+    save completes: folders named ``ckpt-<N>_temp`` (the shards of a save in progress) and
+    files named ``checkpoint.tmp<32 hex digits>`` (the state file being replaced). Complete
+    checkpoints, the ``checkpoint`` state file and anything else are never touched. Call it
+    only when no save is running (e.g. before resuming).
+
+    Args:
+      directory: the checkpoint folder (missing is fine).
+
+    Returns:
+      The sorted names that were removed.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and _DEBRIS_FOLDER.match(entry.name):
+            shutil.rmtree(entry)
+            removed.append(entry.name)
+        elif entry.is_file() and _DEBRIS_FILE.match(entry.name):
+            entry.unlink()
+            removed.append(entry.name)
+    return removed
+
+
 class TrainingCheckpoint:
     """A ``tf.train.Checkpoint`` of named objects, kept ``max_to_keep`` deep and numbered by step.
 
@@ -215,6 +253,9 @@ class TrainingCheckpoint:
     def restore_latest(self) -> Optional[str]:
         """Restores the newest checkpoint into the items.
 
+        First removes the debris of a save that was interrupted (``kill -9`` while
+        writing; see :func:`remove_checkpoint_debris`) and says what it removed.
+
         Returns:
           The restored prefix, or None if there is none.
 
@@ -222,6 +263,10 @@ class TrainingCheckpoint:
           AssertionError: (from TensorFlow) if the checkpoint does not match the items, e.g.
             a model of another size.
         """
+        removed = remove_checkpoint_debris(self.directory)
+        if removed:
+            print(f"removed the debris of an interrupted checkpoint write in {self.directory}: "
+                  f"{', '.join(removed)}", flush=True)
         path = self.manager.latest_checkpoint
         if path is None:
             return None
