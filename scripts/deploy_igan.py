@@ -199,6 +199,32 @@ def write_audio(out: Path, task, reference, x_est, z_est, count: int, overwrite:
     return written
 
 
+def write_summaries(log_dir, task, rows, y, x_true, x_est, z_est, max_images: int = 8) -> None:
+    """TensorBoard: every numeric metric of the table as a scalar, and the first images.
+
+    Scalars are ``<metric>/<method>[/<target>]`` at step 0; image tasks also log
+    ``images/observation``, ``images/clean``, ``images/estimate`` and ``images/component_estimate``.
+    """
+    import numbers
+
+    from tfinverse.utils.cli import summary_images, summary_scalar, summary_writer
+
+    writer = summary_writer(log_dir)
+    with writer.as_default():
+        for row in rows:
+            name = "/".join(str(row[key]).replace(" ", "_") for key in ("method", "target") if row.get(key))
+            for key, value in row.items():
+                if isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value):
+                    summary_scalar(f"{key}/{name}", float(value), step=0)
+        if task.image_size:
+            for tag, images in (("observation", y), ("clean", x_true), ("estimate", x_est),
+                                ("component_estimate", z_est)):
+                images = np.asarray(images[:max_images], np.float32)
+                if images.ndim == 4 and images.shape[-1] in (1, 3, 4):
+                    summary_images(f"images/{tag}", images, step=0, max_outputs=max_images)
+    writer.close()
+
+
 def run(args) -> dict:
     """Deploys as the parsed flags say; returns the contents of ``deploy.json``."""
     from tfinverse.tasks.igan_tasks import data_sources, evaluate, evaluation_batches, get_task
@@ -228,6 +254,7 @@ def run(args) -> dict:
     rows = evaluate(task, y, x_true, z_true, x_est, z_est, sample_rate=args.sample_rate, **extra)
     table = write_table(out, "metrics", rows, overwrite=args.overwrite)
 
+    write_summaries(args.log_dir, task, rows, y, x_true, x_est, z_est)
     # Arrays after the table and before any figure: a figure that fails costs no results.
     arrays = {"y": y, "x": x_true, "component": z_true, "x_est": x_est, "component_est": z_est}
     files = {"arrays": str(atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite))}

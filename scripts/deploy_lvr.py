@@ -46,31 +46,34 @@ Examples::
 Flags (defaults marked "original" are those of the original code; the iteration and image
 counts are chosen here so that the default run fits a few minutes on 2 cores):
 
-| flag | default | help |
-| --- | --- | --- |
-| `--experiments` | `recovery denoising` | experiments to run (one of: recovery, denoising) |
-| `--prior` | `dcgan_mnist28` | a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth |
-| `--images` | `mnist5k` | real images: a registered dataset (its held-out test split) or a folder of images |
-| `--num-images` | `8` | images per set: generated latents to recover, generated and real images to denoise (ours, for time) |
-| `--sa-images` | `64` | generated images the sharpness attribute of each variance is estimated on (original: its batch, 64) |
-| `--variances` | `0.001 0.005 0.01 0.05 0.1 0.5 1.0` | noise variances on the [-1, 1] scale (the original's) |
-| `--clipping-modes` | `stochastic projected none` | clipping rules of the recovery experiment (one of: stochastic, projected, none) |
-| `--precisions` | `0.1 0.01 0.001 0.0001 1e-05` | success thresholds on the mean squared latent error (the original's) |
-| `--recovery-iterations` | `3000` | gradient steps of the recovery experiment (ours, for time; the original halves its step only every 50000 steps) |
-| `--recovery-noise-variance` | `0.0` | noise variance ([-1, 1] scale) added to the images whose latents are recovered: 0 recovers from clean images (the precise-recovery test), > 0 is the paper's Table 1 setting |
-| `--denoise-iterations` | `1000` | gradient steps of LVR and of the attribute estimation (ours, for time) |
-| `--learning-rate` | `1.0` | step size of the gradient descent on z (original: 1.0) |
-| `--lr-halving-steps` | `50000` | the step size halves after every this many steps (original: 50000) |
-| `--early-stop-threshold` | `0.005` | noisy runs stop once the summed error is below this times the batch (original: 0.005; the latent error when the true latents are known, else the objective); 0 disables |
-| `--batch-statistics` | `off` | run the generator's batch norm on the statistics of the batch of guesses, as the original (needs a generator with that mode; the shipped prior is a SavedModel without it) |
-| `--grid-variances` |  | variances shown in the grids (default: up to three spread over --variances) |
-| `--grid-images` |  | images per variance in the grids (default: 2, or --num-images if fewer); 0 writes no grid |
-| `--jit-compile` | `off` | compile the descent steps with XLA |
-| `--out` | `runs/deploy_lvr` | output folder for images, tables and checkpoints |
-| `--seed` | `0` | random seed of every draw in the run |
-| `--data-dir` |  | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default) |
-| `--log-dir` |  | TensorBoard log folder (default: <out>/logs) |
-| `--overwrite` | `off` | write into a non-empty output folder and replace existing files |
+| flag                        | default                             | help                                                                                                                                                                         |
+| --------------------------- | ----------------------------------- | ---------------------------------------------------------------------------------------------------------------------------------------------------------------------------- |
+| `--experiments`             | `recovery denoising`                | experiments to run (one of: recovery, denoising)                                                                                                                             |
+| `--prior`                   | `dcgan_mnist28`                     | a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth                                                                                            |
+| `--images`                  | `mnist5k`                           | real images: a registered dataset (its held-out test split) or a folder of images                                                                                            |
+| `--num-images`              | `8`                                 | images per set: generated latents to recover, generated and real images to denoise (ours, for time)                                                                          |
+| `--sa-images`               | `64`                                | generated images the sharpness attribute of each variance is estimated on (original: its batch, 64)                                                                          |
+| `--variances`               | `0.001 0.005 0.01 0.05 0.1 0.5 1.0` | noise variances on the [-1, 1] scale (the original's)                                                                                                                        |
+| `--clipping-modes`          | `stochastic projected none`         | clipping rules of the recovery experiment (one of: stochastic, projected, none)                                                                                              |
+| `--precisions`              | `0.1 0.01 0.001 0.0001 1e-05`       | success thresholds on the mean squared latent error (the original's)                                                                                                         |
+| `--recovery-iterations`     | `3000`                              | gradient steps of the recovery experiment (ours, for time; the original halves its step only every 50000 steps)                                                              |
+| `--recovery-noise-variance` | `0.0`                               | noise variance ([-1, 1] scale) added to the images whose latents are recovered: 0 recovers from clean images (the precise-recovery test), > 0 is the paper's Table 1 setting |
+| `--denoise-iterations`      | `1000`                              | gradient steps of LVR and of the attribute estimation (ours, for time)                                                                                                       |
+| `--learning-rate`           | `1.0`                               | step size of the gradient descent on z (original: 1.0)                                                                                                                       |
+| `--lr-halving-steps`        | `50000`                             | the step size halves after every this many steps (original: 50000)                                                                                                           |
+| `--early-stop-threshold`    | `0.005`                             | noisy runs stop once the summed error is below this times the batch (original: 0.005; the latent error when the true latents are known, else the objective); 0 disables      |
+| `--batch-statistics`        | `off`                               | run the generator's batch norm on the statistics of the batch of guesses, as the original (needs a generator with that mode; the shipped prior is a SavedModel without it)   |
+| `--grid-variances`          |                                     | variances shown in the grids (default: up to three spread over --variances)                                                                                                  |
+| `--grid-images`             |                                     | images per variance in the grids (default: 2, or --num-images if fewer); 0 writes no grid                                                                                    |
+| `--jit-compile`             | `off`                               | compile the descent steps with XLA                                                                                                                                           |
+| `--out`                     | `runs/deploy_lvr`                   | output folder for images, tables and checkpoints                                                                                                                             |
+| `--seed`                    | `0`                                 | random seed of every draw in the run                                                                                                                                         |
+| `--data-dir`                |                                     | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                |
+| `--log-dir`                 |                                     | TensorBoard log folder (default: <out>/logs)                                                                                                                                 |
+| `--overwrite`               | `off`                               | write into a non-empty output folder and replace existing files                                                                                                              |
+| `--quiet`                   | `off`                               | no progress bars                                                                                                                                                             |
+| `--verbose`                 | `off`                               | show TensorFlow's start-up log                                                                                                                                               |
+| `--debug`                   | `off`                               | show the full traceback of an error                                                                                                                                          |
 """
 
 from __future__ import annotations

@@ -50,12 +50,15 @@ the default runs in a few minutes on 2 CPU cores):
 | `--iagan-iterations` | `500`                | IAGAN joint steps without noise (paper: 500 for super-resolution)                                    |
 | `--iagan-lr-z`       | `0.0001`             | IAGAN latent learning rate (paper: 1e-4)                                                             |
 | `--iagan-lr-theta`   | `0.0001`             | IAGAN weight learning rate (paper: 1e-4 with BEGAN)                                                  |
-| `--jit-compile`      | `off`                | compile the optimisation steps with XLA                                                              |
+| `--jit-compile`      | `off`                | compile the optimisation steps with XLA (for GPUs; slower on CPUs)                                   |
 | `--out`              | `runs/misaligned_sr` | output folder for images, tables and checkpoints                                                     |
 | `--seed`             | `0`                  | random seed of every draw in the run                                                                 |
 | `--data-dir`         |                      | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)        |
 | `--log-dir`          |                      | TensorBoard log folder (default: <out>/logs)                                                         |
 | `--overwrite`        | `off`                | write into a non-empty output folder and replace existing files                                      |
+| `--quiet`            | `off`                | no progress bars                                                                                     |
+| `--verbose`          | `off`                | show TensorFlow's start-up log                                                                       |
+| `--debug`            | `off`                | show the full traceback of an error                                                                  |
 
 Examples::
 
@@ -262,7 +265,7 @@ def main(argv=None) -> int:
 
     import tfinverse.operators as ops
     from tfinverse import data, metrics
-    from tfinverse.evaluation.iagan import error_summary, run_task
+    from tfinverse.evaluation.iagan import error_summary, run_task, write_task_summaries
     from tfinverse.tasks.iagan import InversionTask
     from tfinverse.pretrained import load_prior
     from tfinverse.utils.results import (
@@ -300,7 +303,9 @@ def main(argv=None) -> int:
     for shift in progress(args.shifts, desc="shift"):
         shift_started = time.perf_counter()
         x_shifted = shift_vertically(x, shift, args.fill)
-        results = run_task(generator, spec, x_shifted, args, seed=args.seed).by_method()
+        outcome = run_task(generator, spec, x_shifted, args, seed=args.seed)
+        results = outcome.by_method()
+        write_task_summaries(writer, shift, f"shift_{shift}", outcome)
         # The observation the methods saw, measured as run_task measures it.
         y = operator(tf.constant(x_shifted))
         if noisy:

@@ -43,12 +43,15 @@ the default runs in a few minutes on 2 CPU cores):
 | `--iagan-iterations` | `600`                         | IAGAN joint steps (paper: 600 for compressed sensing)                                                                 |
 | `--iagan-lr-z`       | `0.0001`                      | IAGAN latent learning rate (paper: 1e-4)                                                                              |
 | `--iagan-lr-theta`   | `0.0001`                      | IAGAN weight learning rate (paper: 1e-4 with BEGAN)                                                                   |
-| `--jit-compile`      | `off`                         | compile the optimisation steps with XLA                                                                               |
+| `--jit-compile`      | `off`                         | compile the optimisation steps with XLA (for GPUs; slower on CPUs)                                                    |
 | `--out`              | `runs/sweep_compression`      | output folder for images, tables and checkpoints                                                                      |
 | `--seed`             | `0`                           | random seed of every draw in the run                                                                                  |
 | `--data-dir`         |                               | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                         |
 | `--log-dir`          |                               | TensorBoard log folder (default: <out>/logs)                                                                          |
 | `--overwrite`        | `off`                         | write into a non-empty output folder and replace existing files                                                       |
+| `--quiet`            | `off`                         | no progress bars                                                                                                      |
+| `--verbose`          | `off`                         | show TensorFlow's start-up log                                                                                        |
+| `--debug`            | `off`                         | show the full traceback of an error                                                                                   |
 
 Examples::
 
@@ -197,7 +200,7 @@ def main(argv=None) -> int:
     import tfinverse.operators as ops
     from tfinverse import data
     from tfinverse.pretrained import load_prior
-    from tfinverse.evaluation.iagan import error_summary, run_task
+    from tfinverse.evaluation.iagan import error_summary, run_task, write_task_summaries
     from tfinverse.tasks.iagan import InversionTask
     from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, write_table
 
@@ -224,7 +227,9 @@ def main(argv=None) -> int:
     for k, (ratio, operator) in enumerate(zip(progress(args.ratios, desc="m/n"), operators)):
         ratio_started = time.perf_counter()
         spec = InversionTask("cs-gaussian", "compressed_sensing", {"ratio": ratio}, 0.0)
-        results = run_task(generator, spec, x, args, seed=args.seed).by_method()
+        outcome = run_task(generator, spec, x, args, seed=args.seed)
+        results = outcome.by_method()
+        write_task_summaries(writer, k, f"ratio_{ratio:g}", outcome)
         for method in [BASELINE] + args.methods:
             method_row, estimate = results[method]
             arrays[f"{method}@{ratio:g}"] = estimate.astype(np.float32)

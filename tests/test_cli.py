@@ -144,7 +144,8 @@ def test_flag_table_lists_every_flag_with_default_and_help(monkeypatch):
     assert rows["`--out`"][0] == "`results/csgm`"
     assert rows["`--overwrite`"][0] == "`off`"
     assert rows["`--log-dir`"] == ["", "TensorBoard log folder (default: <out>/logs)"]
-    common = ["`--out`", "`--seed`", "`--data-dir`", "`--log-dir`", "`--overwrite`"]
+    common = ["`--out`", "`--seed`", "`--data-dir`", "`--log-dir`", "`--overwrite`", "`--quiet`", "`--verbose`",
+              "`--debug`"]
     assert list(rows) == common + ["`task`", "`--steps`", "`--prior`", "`--ratio`"]
 
 

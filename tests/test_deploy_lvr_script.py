@@ -221,10 +221,10 @@ def test_docstring_flag_table_lists_every_flag_with_its_default(deploy, capsys):
         lines = [line for line in table.strip().splitlines() if line.startswith("|")]
         return [[cell.strip() for cell in line.strip().strip("|").split(" | ")] for line in lines[2:]]
 
-    documented = cells(deploy.__doc__[deploy.__doc__.index("| flag |"):])
+    documented = cells(deploy.__doc__[deploy.__doc__.index("| flag "):])
     assert documented == cells(flag_table(deploy.build_parser()))
     with pytest.raises(SystemExit) as raised:
         deploy.main(["--help"])
     assert raised.value.code == 0
     help_text = capsys.readouterr().out
-    assert "--recovery-iterations" in help_text and "| flag |" not in help_text
+    assert "--recovery-iterations" in help_text and "| flag " not in help_text

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tfinverse import hub
 from tfinverse.training import variables_by_path
+from tfinverse.utils.cli import run_script
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -128,13 +129,13 @@ def test_script_refuses_a_folder_holding_another_runs_checkpoint(scripts, tmp_pa
     step = tf.Variable(7, dtype=tf.int64)
     tf.train.CheckpointManager(tf.train.Checkpoint(step=step), str(out / "checkpoints"), 1).save(7)
     before = sorted(p.name for p in out.rglob("*"))
-    with pytest.raises(SystemExit):
-        scripts["began"].main([*TINY["began"], "--steps", "1", "--out", str(out)])
+    assert run_script(scripts["began"].main, [*TINY["began"], "--steps", "1", "--out", str(out)]) == 2
     error = capsys.readouterr().err
+    assert error.startswith("error: ") and len(error.strip().splitlines()) == 1
     assert "holds the checkpoint of another run" in error and "--resume" in error and "--overwrite" in error
     assert sorted(p.name for p in out.rglob("*")) == before
-    with pytest.raises(SystemExit):
-        scripts["began"].main([*TINY["began"], "--steps", "1", "--out", str(tmp_path / "empty"), "--resume"])
+    argv = [*TINY["began"], "--steps", "1", "--out", str(tmp_path / "empty"), "--resume"]
+    assert run_script(scripts["began"].main, argv) == 2
     assert "no checkpoint" in capsys.readouterr().err
 
 
@@ -152,9 +153,15 @@ def test_script_refuses_a_folder_holding_another_runs_checkpoint(scripts, tmp_pa
 )
 def test_script_refuses_impossible_requests(scripts, tmp_path, capsys, name, flags, message):
     out = tmp_path / "never"
-    with pytest.raises(SystemExit):
-        scripts[name].main([*flags, "--steps", "1", "--out", str(out)])
-    assert re.search(message, capsys.readouterr().err)
+    try:
+        status = run_script(scripts[name].main, [*flags, "--steps", "1", "--out", str(out)])
+    except SystemExit as exit:  # argparse's own usage errors exit from the parser
+        status = exit.code
+    assert status == 2
+    error = capsys.readouterr().err
+    assert re.search(message, error)
+    if "invalid choice" not in message:  # argparse's own usage errors keep their usage line
+        assert error.startswith("error: ") and len(error.strip().splitlines()) == 1, error
     assert not out.exists()
 
 
@@ -205,7 +212,7 @@ MIRRORED_RUN = textwrap.dedent(
     try:  # XLA cannot span logical CPU devices: refused before anything is written
         script.main(argv[:-1] + [out + "_jit", "--jit-compile"])
         jit_refused = False
-    except SystemExit:
+    except ValueError:  # TrainingSetupError, before anything is written
         jit_refused = not __import__("os").path.exists(out + "_jit")
 
     # the same two steps on one device, on the same batches, without compilation

@@ -33,6 +33,7 @@ import tensorflow as tf
 from tfinverse.training.checkpointing import TrainingCheckpoint
 from tfinverse.training.gan_trainer import GANTrainer
 from tfinverse.utils.cli import progress, summary_images, summary_scalar
+from tfinverse.utils.results import reported_figure
 from tfinverse.utils.results import save_image_grid
 
 __all__ = ["TrainingSummary", "compile_train_step", "tile_images", "save_sample_grid", "train"]
@@ -237,7 +238,8 @@ def train(
             return
         images = trainer.sample(fixed_latents)
         if path is not None:
-            summary.sample_files.append(str(save_sample_grid(path, images)))
+            with reported_figure(path):  # a sample grid that cannot be written never stops training
+                summary.sample_files.append(str(save_sample_grid(path, images)))
         if writer is not None:
             with writer.as_default():
                 summary_images("samples", tile_images(images)[None], step=at_step, max_outputs=1)

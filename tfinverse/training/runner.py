@@ -52,7 +52,7 @@ from tfinverse.training.flags import (
     parse_training_args,
 )
 from tfinverse.utils.cli import set_global_seed, summary_writer
-from tfinverse.utils.results import atomic_write_text
+from tfinverse.utils.results import atomic_write_text, reported_figure
 
 __all__ = [
     "STRATEGIES",
@@ -309,7 +309,6 @@ def run_training(args: argparse.Namespace, spec: TrainingSpec, argv=None) -> Dic
                 "command": command,
             },
         )
-        save_sample_grid(out_dir / "samples.png", trainer.sample(fixed_latents), overwrite=True)
         run = {
             "model": spec.name,
             "command": command,
@@ -338,6 +337,9 @@ def run_training(args: argparse.Namespace, spec: TrainingSpec, argv=None) -> Dic
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         _write_json(out_dir / "run.json", run)
+        # The figure after the run's record: a sample grid that fails costs no results.
+        with reported_figure(out_dir / "samples.png"):
+            save_sample_grid(out_dir / "samples.png", trainer.sample(fixed_latents), overwrite=True)
         return run
     finally:
         if args.mixed_precision:

@@ -225,6 +225,11 @@ def start_tensorflow(verbose: bool = False):
 
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # tensorflow-datasets reports missing copies through absl's Python logger before our own
+    # one-line error says the same; keep absl to errors.
+    import logging
+
+    logging.getLogger("absl").setLevel(logging.ERROR)
     try:
         sys.stderr.flush()
         saved = os.dup(2)
