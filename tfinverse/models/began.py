@@ -12,7 +12,7 @@ repeat, a stride-2 conv3x3 to (i+2) n filters (sub-sampling) with ELU; flatten -
 Native output range: BEGAN is trained on images scaled to ``[-1, 1]`` and has no output
 non-linearity, so the :class:`BEGANGenerator` maps ``[-1, 1]`` to ``[0, 1]`` and clips.
 
-Equilibrium control (pure functions, loggable by any training loop)::
+Equilibrium control (pure functions in :mod:`tfinverse.losses.began`, re-exported here)::
 
     L_real = |x - D(x)|,  L_fake = |G(z) - D(G(z))|          (mean absolute error, eta = 1)
     L_D = L_real - k_t L_fake,  L_G = L_fake
@@ -32,6 +32,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfinverse.losses.began import (
+    BEGAN_GAMMA,
+    BEGAN_LAMBDA_K,
+    began_autoencoder_loss,
+    began_convergence_measure,
+    began_losses,
+    began_update_k,
+)
 from tfinverse.models.generator import KerasGenerator
 
 __all__ = [
@@ -49,8 +57,6 @@ __all__ = [
     "BEGANState",
 ]
 
-BEGAN_GAMMA = 0.5
-BEGAN_LAMBDA_K = 1e-3
 _BASE_SIZE = 8
 
 
@@ -265,105 +271,10 @@ class BEGANGenerator(KerasGenerator):
 
 
 # ----------------------------------------------------------------- equilibrium control
-
-
-def autoencoder_loss(
-    images: tf.Tensor, reconstructions: tf.Tensor, reduction: str = "mean"
-) -> tf.Tensor:
-    """BEGAN's auto-encoder loss ``|v - D(v)|`` (L1, eta = 1).
-
-    Args:
-      images: ``v``, ``[n, H, W, C]``.
-      reconstructions: ``D(v)``, same shape.
-      reduction: ``"mean"`` (over all elements) or ``"sum"``.
-
-    Returns:
-      Scalar float32 loss.
-
-    Raises:
-      ValueError: for different static shapes or an unknown reduction.
-    """
-    images = tf.convert_to_tensor(images, tf.float32)
-    reconstructions = tf.convert_to_tensor(reconstructions, tf.float32)
-    if images.shape.is_fully_defined() and reconstructions.shape.is_fully_defined():
-        if images.shape != reconstructions.shape:
-            raise ValueError(
-                f"images and reconstructions must have the same shape, got {images.shape} and "
-                f"{reconstructions.shape}"
-            )
-    absolute = tf.abs(images - reconstructions)
-    if reduction == "mean":
-        return tf.reduce_mean(absolute)
-    if reduction == "sum":
-        return tf.reduce_sum(absolute)
-    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-
-
-def began_losses(
-    real_images: tf.Tensor,
-    real_reconstructions: tf.Tensor,
-    fake_images: tf.Tensor,
-    fake_reconstructions: tf.Tensor,
-    k_t,
-    reduction: str = "mean",
-) -> Dict[str, tf.Tensor]:
-    """The BEGAN losses for one step.
-
-    Args:
-      real_images: ``x``.
-      real_reconstructions: ``D(x)``.
-      fake_images: ``G(z)``.
-      fake_reconstructions: ``D(G(z))``.
-      k_t: current control variable ``k_t`` (float or scalar tensor / variable).
-      reduction: see :func:`autoencoder_loss`.
-
-    Returns:
-      Dict with scalar tensors ``loss_real`` (``L_real``), ``loss_fake`` (``L_fake``),
-      ``discriminator_loss`` (``L_real - k_t L_fake``) and ``generator_loss`` (``L_fake``).
-    """
-    loss_real = autoencoder_loss(real_images, real_reconstructions, reduction)
-    loss_fake = autoencoder_loss(fake_images, fake_reconstructions, reduction)
-    k_t = tf.cast(k_t, tf.float32)
-    return {
-        "loss_real": loss_real,
-        "loss_fake": loss_fake,
-        "discriminator_loss": loss_real - k_t * loss_fake,
-        "generator_loss": loss_fake,
-    }
-
-
-def update_k(
-    k_t, loss_real, loss_fake, gamma: float = BEGAN_GAMMA, lambda_k: float = BEGAN_LAMBDA_K
-) -> tf.Tensor:
-    """Proportional control ``k_{t+1} = clip(k_t + lambda_k (gamma L_real - L_fake), 0, 1)``.
-
-    Args:
-      k_t: current ``k``.
-      loss_real: ``L_real``.
-      loss_fake: ``L_fake`` (the generator's term; gradients are not wanted here).
-      gamma: diversity ratio (0.5).
-      lambda_k: proportional gain (1e-3).
-
-    Returns:
-      Scalar float32 ``k_{t+1}``.
-    """
-    k_t, loss_real, loss_fake = (tf.cast(v, tf.float32) for v in (k_t, loss_real, loss_fake))
-    return tf.clip_by_value(k_t + lambda_k * (gamma * loss_real - loss_fake), 0.0, 1.0)
-
-
-def convergence_measure(loss_real, loss_fake, gamma: float = BEGAN_GAMMA) -> tf.Tensor:
-    """BEGAN's global convergence measure ``M_global = L_real + |gamma L_real - L_fake|``.
-
-    Args:
-      loss_real: ``L_real``.
-      loss_fake: ``L_fake``.
-      gamma: diversity ratio.
-
-    Returns:
-      Scalar float32.
-    """
-    loss_real, loss_fake = tf.cast(loss_real, tf.float32), tf.cast(loss_fake, tf.float32)
-    return loss_real + tf.abs(gamma * loss_real - loss_fake)
+# Defined once in tfinverse.losses.began; the short names stay for existing callers.
+autoencoder_loss = began_autoencoder_loss
+update_k = began_update_k
+convergence_measure = began_convergence_measure
 
 
 class BEGANState:

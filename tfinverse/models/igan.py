@@ -35,7 +35,10 @@ the identity map. Its discriminators are MLPs (:func:`build_igan_point_discrimin
 :class:`IganEstimator` wraps an estimator network with the task's forward model
 (``clean_from``, ``observation_from``); :func:`build_estimator_for_task` builds one from an
 :class:`~tfinverse.tasks.igan_tasks.IganTask`; :func:`export_igan_estimator` writes a
-SavedModel with the signature ``y -> {"component", "clean"}``.
+SavedModel with the signature ``y -> {"component", "clean"}``, optionally after
+:func:`recalibrate_estimator_batch_norm` has re-estimated the batch-norm moving statistics
+(momentum 0.999 leaves them near their initial values for a long time; the original never
+re-estimated them).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -58,6 +61,7 @@ __all__ = [
     "IGAN_LEAKY_SLOPE",
     "IGAN_NUM_LEVELS",
     "IGAN_DISCRIMINATOR_FILTERS",
+    "IGAN_BN_RECALIBRATION_BATCHES",
     "POINT_PARAMETERS",
     "IGAN_METADATA_FILE",
     "resize_bilinear_tf1",
@@ -77,6 +81,7 @@ __all__ = [
     "task_metadata",
     "build_estimator_for_task",
     "build_discriminators_for_task",
+    "recalibrate_estimator_batch_norm",
     "export_igan_estimator",
     "load_igan_export",
     "read_igan_metadata",
@@ -91,6 +96,9 @@ IGAN_BN_EPSILON = 1e-3
 IGAN_LEAKY_SLOPE = 0.2
 IGAN_NUM_LEVELS = 4
 IGAN_DISCRIMINATOR_FILTERS = (32, 64, 128, 256)
+
+#: Training batches used to re-estimate batch-norm statistics before an export (our addition).
+IGAN_BN_RECALIBRATION_BATCHES = 50
 
 #: Number of per-point parameters of the toy map: M (2x2, row-major) then b (2).
 POINT_PARAMETERS = 6
@@ -659,7 +667,45 @@ class _EstimatorExport(tf.Module):
         return {"component": z, "clean": clean}
 
 
-def export_igan_estimator(estimator: IganEstimator, path, extra_metadata=None, overwrite: bool = False) -> str:
+def recalibrate_estimator_batch_norm(
+    estimator: IganEstimator, batches, num_batches: Optional[int] = IGAN_BN_RECALIBRATION_BATCHES, variance: str = "pooled"
+):
+    """Re-estimates the estimator's batch-norm moving statistics from training batches.
+
+    igan trains every network in training mode (batch statistics) and its batch norm has
+    momentum 0.999, so after a few hundred updates the moving averages are still mostly
+    their initial values (0.999^300 = 0.74) and the inference-mode estimator is a different
+    function from the trained one. This replaces them by statistics of ``num_batches``
+    training-mode passes (:func:`tfinverse.training.batch_norm.recalibrate_batch_norm`). The
+    original igan code never did this: it exported the moving averages as they were.
+
+    Args:
+      estimator: the :class:`IganEstimator` (its network's moving statistics change).
+      batches: training batches: task batch dicts (their ``"y"`` is used) or observation
+        tensors ``[batch, *input_shape]``.
+      num_batches: passes to make (None: every batch of a finite ``batches``).
+      variance: ``"pooled"`` or ``"batch"`` (see the batch-norm module).
+
+    Returns:
+      A :class:`~tfinverse.training.batch_norm.BatchNormRecalibration` (0 batches for a network
+      without batch norm, e.g. the toy estimator; nothing is read then).
+    """
+    from tfinverse.training.batch_norm import recalibrate_batch_norm  # avoids a models <-> training cycle
+
+    def observations(batch):
+        return estimator.check_observation(batch["y"] if isinstance(batch, Mapping) else batch)
+
+    return recalibrate_batch_norm(estimator.network, batches, num_batches, input_fn=observations, variance=variance)
+
+
+def export_igan_estimator(
+    estimator: IganEstimator,
+    path,
+    extra_metadata=None,
+    overwrite: bool = False,
+    recalibration_batches=None,
+    num_recalibration_batches: Optional[int] = IGAN_BN_RECALIBRATION_BATCHES,
+) -> str:
     """Writes a SavedModel of the estimator in inference mode.
 
     Signature ``serving_default``: input ``y`` float32 ``[batch, *input_shape]``; outputs
@@ -667,11 +713,20 @@ def export_igan_estimator(estimator: IganEstimator, path, extra_metadata=None, o
     the toy task). The task settings go to ``<path>/igan.json``. Load with
     :func:`load_igan_export` or ``tf.saved_model.load(path).signatures["serving_default"]``.
 
+    The export uses the batch-norm moving statistics as they are. Give
+    ``recalibration_batches`` (training batches) to re-estimate them first with
+    :func:`recalibrate_estimator_batch_norm` (the original igan code never did; without it a
+    briefly trained estimator behaves differently in inference mode). :func:`tfinverse.
+    training.igan.train_igan` already does this at the end of training.
+
     Args:
       estimator: the :class:`IganEstimator`.
       path: the SavedModel folder.
       extra_metadata: more JSON-able entries for ``igan.json`` (e.g. the GAN model).
       overwrite: replace an existing folder.
+      recalibration_batches: training batches (dicts with ``"y"`` or observation tensors)
+        for batch-norm recalibration before the export; None: none.
+      num_recalibration_batches: batches used from them (50).
 
     Returns:
       ``path`` as a string.
@@ -682,6 +737,10 @@ def export_igan_estimator(estimator: IganEstimator, path, extra_metadata=None, o
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    extra_metadata = dict(extra_metadata or {})
+    if recalibration_batches is not None:
+        report = recalibrate_estimator_batch_norm(estimator, recalibration_batches, num_recalibration_batches)
+        extra_metadata["batch_norm_recalibration_batches"] = report.num_batches
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".igan_export_", dir=parent)

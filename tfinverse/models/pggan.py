@@ -51,6 +51,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfinverse.losses.adversarial import (
+    drift_penalty,
+    gradient_penalty,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+    wgan_gp_critic_loss,
+)
 from tfinverse.models.generator import KerasGenerator
 from tfinverse.models.layers import EqualizedConv2D, EqualizedDense, MinibatchStdDev, PixelNorm
 
@@ -723,97 +730,7 @@ class PGGANGenerator(KerasGenerator):
 
 
 # ----------------------------------------------------------------- WGAN-GP losses
-
-
-def wgan_generator_loss(fake_scores: tf.Tensor) -> tf.Tensor:
-    """WGAN generator loss ``-E[D(G(z))]``."""
-    return -tf.reduce_mean(tf.cast(fake_scores, tf.float32))
-
-
-def wgan_discriminator_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor) -> tf.Tensor:
-    """WGAN critic loss ``E[D(G(z))] - E[D(x)]`` (without penalties)."""
-    fake_mean = tf.reduce_mean(tf.cast(fake_scores, tf.float32))
-    return fake_mean - tf.reduce_mean(tf.cast(real_scores, tf.float32))
-
-
-def drift_penalty(real_scores: tf.Tensor) -> tf.Tensor:
-    """PGGAN's drift term ``E[D(x)^2]`` that keeps critic scores near zero."""
-    return tf.reduce_mean(tf.square(tf.cast(real_scores, tf.float32)))
-
-
-def gradient_penalty(
-    critic,
-    real_images: tf.Tensor,
-    fake_images: tf.Tensor,
-    seed=None,
-    interpolation_weights: Optional[tf.Tensor] = None,
-    target: float = 1.0,
-) -> tf.Tensor:
-    """WGAN-GP penalty ``E[(||grad D(x_hat)||_2 - target)^2] / target^2``.
-
-    ``x_hat = real + u (fake - real)`` with one ``u ~ U[0, 1]`` per sample.
-
-    Args:
-      critic: callable ``images -> scores [n, 1]`` (or ``[n]``).
-      real_images: ``[n, H, W, C]``.
-      fake_images: same shape.
-      seed: integer tensor/sequence of shape ``[2]`` for the stateless draw of ``u``.
-      interpolation_weights: explicit ``u`` of shape ``[n]`` (overrides ``seed``).
-      target: target gradient norm (1).
-
-    Returns:
-      Scalar float32 penalty, differentiable w.r.t. the critic's weights.
-
-    Raises:
-      ValueError: if neither ``seed`` nor ``interpolation_weights`` is given, or the image
-        shapes differ.
-    """
-    real_images = tf.convert_to_tensor(real_images, tf.float32)
-    fake_images = tf.convert_to_tensor(fake_images, tf.float32)
-    if real_images.shape.is_fully_defined() and fake_images.shape.is_fully_defined():
-        if real_images.shape != fake_images.shape:
-            raise ValueError(
-                "real and fake images must have the same shape, got "
-                f"{real_images.shape} and {fake_images.shape}"
-            )
-    batch = tf.shape(real_images)[0]
-    if interpolation_weights is None:
-        if seed is None:
-            raise ValueError("gradient_penalty needs a seed (shape [2]) or interpolation_weights")
-        weights = tf.random.stateless_uniform([batch], tf.convert_to_tensor(seed), dtype=tf.float32)
-    else:
-        weights = tf.reshape(tf.cast(interpolation_weights, tf.float32), [-1])
-    weights = tf.reshape(weights, [-1, 1, 1, 1])
-    interpolates = real_images + weights * (fake_images - real_images)
-    with tf.GradientTape() as tape:
-        tape.watch(interpolates)
-        total_score = tf.reduce_sum(critic(interpolates))  # rows are independent samples
-    gradients = tape.gradient(total_score, interpolates)
-    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + 1e-12)
-    return tf.reduce_mean(tf.square(norms - target)) / (target * target)
-
-
-def wgan_gp_discriminator_loss(
-    real_scores: tf.Tensor,
-    fake_scores: tf.Tensor,
-    penalty: tf.Tensor,
-    gp_weight: float = 10.0,
-    drift_weight: float = 1e-3,
-) -> tf.Tensor:
-    """PGGAN critic loss ``E[D(G(z))] - E[D(x)] + lambda GP + epsilon_drift E[D(x)^2]``.
-
-    Args:
-      real_scores: ``D(x)``.
-      fake_scores: ``D(G(z))``.
-      penalty: :func:`gradient_penalty`.
-      gp_weight: ``lambda`` (10).
-      drift_weight: ``epsilon_drift`` (1e-3).
-
-    Returns:
-      Scalar float32 loss.
-    """
-    return (
-        wgan_discriminator_loss(real_scores, fake_scores)
-        + gp_weight * tf.cast(penalty, tf.float32)
-        + drift_weight * drift_penalty(real_scores)
-    )
+# Defined once in tfinverse.losses.adversarial; the PGGAN names stay for existing callers.
+wgan_generator_loss = wasserstein_generator_loss
+wgan_discriminator_loss = wasserstein_critic_loss
+wgan_gp_discriminator_loss = wgan_gp_critic_loss

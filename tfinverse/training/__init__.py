@@ -22,6 +22,9 @@ import importlib
 # name -> defining module, imported on first use: the flag definitions scripts read before
 # parsing (tfinverse.training.flags) stay free of TensorFlow.
 _LAZY = {
+    "BatchNormRecalibration": "tfinverse.training.batch_norm",
+    "batch_norm_layers": "tfinverse.training.batch_norm",
+    "recalibrate_batch_norm": "tfinverse.training.batch_norm",
     "EpochBatchStream": "tfinverse.training.batch_stream",
     "epoch_seed": "tfinverse.training.batch_stream",
     "BEGAN_LEARNING_RATE": "tfinverse.training.began_trainer",

@@ -22,6 +22,7 @@ from typing import Tuple
 import keras
 import tensorflow as tf
 
+from tfinverse.losses.adversarial import sigmoid_cross_entropy
 from tfinverse.models.generator import Generator
 from tfinverse.training.gan_trainer import GANTrainer
 
@@ -57,10 +58,8 @@ def dcgan_optimizers(
     )
 
 
-def _cross_entropy(logits: tf.Tensor, label: float) -> tf.Tensor:
-    logits = tf.cast(logits, tf.float32)
-    labels = tf.fill(tf.shape(logits), label)
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+# Mean sigmoid cross-entropy against a constant label, defined in tfinverse.losses.
+_cross_entropy = sigmoid_cross_entropy
 
 
 class DCGANTrainer(GANTrainer):

@@ -49,11 +49,20 @@ update, as in the original.
 and the steps left in the current round are checkpointed), TensorBoard scalars and sample
 grids, and a progress bar; :meth:`IGAN.export` writes the SavedModel ``y -> (component,
 clean)``.
+
+Batch norm (our addition): as training only ever uses batch statistics and the moving
+averages have momentum 0.999, :func:`train_igan` ends by re-estimating the estimator's moving
+statistics from 50 more training batches (:meth:`IGAN.recalibrate_batch_norm`), before its
+final checkpoint, so the exported inference-mode estimator is the trained function. The
+original exported the moving averages as they were.
+
+Losses are the single definitions of :mod:`tfinverse.losses`.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -62,7 +71,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfinverse.models.igan import IganEstimator, export_igan_estimator
+from tfinverse.losses.adversarial import (
+    clip_weights,
+    cross_entropy_discriminator_loss,
+    least_squares_discriminator_loss,
+    least_squares_generator_loss,
+    non_saturating_generator_loss,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+from tfinverse.losses.measurement import PAIRED_LOSS_WEIGHT, paired_loss
+from tfinverse.models.igan import (
+    IGAN_BN_RECALIBRATION_BATCHES,
+    IganEstimator,
+    export_igan_estimator,
+    recalibrate_estimator_batch_norm,
+)
+from tfinverse.training.batch_norm import BatchNormRecalibration
 from tfinverse.training.checkpointing import TrainingCheckpoint
 from tfinverse.utils.cli import progress, summary_images, summary_scalar
 from tfinverse.utils.results import save_image_grid
@@ -81,6 +106,7 @@ __all__ = [
     "generator_loss_term",
     "paired_loss",
     "next_generator_steps",
+    "IGAN_BN_RECALIBRATION_BATCHES",
     "IGAN",
     "IganTrainingSummary",
     "display_images",
@@ -106,7 +132,6 @@ IGAN_LEARNING_RATES = {"vanilla": (5e-5, 5e-6), "ls": (5e-5, 5e-5), "wgan": (5e-
 D_THRESHOLDS = {"vanilla": 0.5, "ls": 0.1, "wgan": -5.0}
 
 WGAN_CLIP_VALUE = 0.01
-PAIRED_LOSS_WEIGHT = 1000.0
 MM_INCREMENT = 5
 
 
@@ -174,13 +199,8 @@ def igan_optimizers(
     )
 
 
-def _mean_ce(logits, label: float) -> tf.Tensor:
-    logits = tf.cast(logits, tf.float32)
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), label), logits=logits))
-
-
 def discriminator_loss(gan_model: str, real_logits, fake_logits) -> tf.Tensor:
-    """One discriminator's loss (see the module table).
+    """One discriminator's loss (see the module table; the losses of :mod:`tfinverse.losses`).
 
     Args:
       gan_model: ``"vanilla"``, ``"ls"`` or ``"wgan"``.
@@ -191,13 +211,11 @@ def discriminator_loss(gan_model: str, real_logits, fake_logits) -> tf.Tensor:
       A float32 scalar.
     """
     gan_model = canonical_gan_model(gan_model)
-    real = tf.cast(real_logits, tf.float32)
-    fake = tf.cast(fake_logits, tf.float32)
     if gan_model == "vanilla":
-        return _mean_ce(real, 1.0) + _mean_ce(fake, 0.0)
+        return cross_entropy_discriminator_loss(real_logits, fake_logits)
     if gan_model == "ls":
-        return 0.5 * (tf.reduce_mean(tf.square(real - 1.0)) + tf.reduce_mean(tf.square(fake)))
-    return -(tf.reduce_mean(real) - tf.reduce_mean(fake))
+        return least_squares_discriminator_loss(real_logits, fake_logits, real_target=1.0, fake_target=0.0)
+    return wasserstein_critic_loss(real_logits, fake_logits)
 
 
 def generator_loss_term(gan_model: str, fake_logits) -> tf.Tensor:
@@ -211,38 +229,11 @@ def generator_loss_term(gan_model: str, fake_logits) -> tf.Tensor:
       A float32 scalar: ``CE(D(fake), 1)``, ``0.5 mean (D(fake) - 1)^2`` or ``-mean D(fake)``.
     """
     gan_model = canonical_gan_model(gan_model)
-    fake = tf.cast(fake_logits, tf.float32)
     if gan_model == "vanilla":
-        return _mean_ce(fake, 1.0)
+        return non_saturating_generator_loss(fake_logits)
     if gan_model == "ls":
-        return 0.5 * tf.reduce_mean(tf.square(fake - 1.0))
-    return -tf.reduce_mean(fake)
-
-
-def paired_loss(x_gen, x1, y, weight: float = PAIRED_LOSS_WEIGHT, min_over_permutations: bool = False) -> tf.Tensor:
-    """The optional supervised term ``weight * mean|X_gen - X1|``.
-
-    With ``min_over_permutations`` (MNIST + MNIST unmixing, where either digit may be called
-    the clean one) it is ``min(weight mean|X_gen - X1|, weight mean|X_gen - (Y - X1)|)``, the
-    minimum taken once over the batch means, as in the original.
-
-    Args:
-      x_gen: the clean estimate.
-      x1: the clean image paired with ``y``.
-      y: the observation (used for the other permutation).
-      weight: the factor (1000 in the original).
-      min_over_permutations: take the smaller of the two assignments.
-
-    Returns:
-      A float32 scalar.
-    """
-    x_gen = tf.cast(x_gen, tf.float32)
-    x1 = tf.cast(x1, tf.float32)
-    loss = weight * tf.reduce_mean(tf.abs(x_gen - x1))
-    if min_over_permutations:
-        other = weight * tf.reduce_mean(tf.abs(x_gen - (tf.cast(y, tf.float32) - x1)))
-        loss = tf.minimum(loss, other)
-    return loss
+        return least_squares_generator_loss(fake_logits, target=1.0)
+    return wasserstein_generator_loss(fake_logits)
 
 
 def next_generator_steps(mm, discriminator_losses: Sequence, threshold: float, increment: int = MM_INCREMENT):
@@ -338,6 +329,7 @@ class IGAN(keras.Model):
         self.d_threshold = None
         self.g_optimizer = self.d1_optimizer = self.d2_optimizer = None
         self._compiled_steps = None
+        self.batch_norm_recalibration: Optional[BatchNormRecalibration] = None
         self.built = True  # the sub-networks are built functional models
 
     # ------------------------------------------------------------------ set-up
@@ -412,8 +404,7 @@ class IGAN(keras.Model):
 
     def _clip(self, discriminator: keras.Model) -> None:
         if self.gan_model == "wgan":
-            for variable in discriminator.trainable_variables:
-                variable.assign(tf.clip_by_value(variable, -WGAN_CLIP_VALUE, WGAN_CLIP_VALUE))
+            clip_weights(discriminator.trainable_variables, WGAN_CLIP_VALUE)
 
     def _discriminator_updates(self, batch) -> Tuple[tf.Tensor, tf.Tensor]:
         y, x1, x_dual, _ = self._batch_parts(batch)
@@ -591,10 +582,64 @@ class IGAN(keras.Model):
             "remaining_generator_steps": int(self.remaining_generator_steps.numpy()),
         }
 
-    def export(self, path, overwrite: bool = False, **extra_metadata) -> str:
+    def recalibrate_batch_norm(
+        self, batches, num_batches: Optional[int] = IGAN_BN_RECALIBRATION_BATCHES, variance: str = "pooled"
+    ) -> BatchNormRecalibration:
+        """Re-estimates the estimator's batch-norm moving statistics from training batches.
+
+        The networks are trained in training mode only, and with momentum 0.999 the moving
+        averages stay close to their initial values for thousands of updates, so without
+        this the inference-mode estimator (the export, :meth:`separate`) is not the function
+        that was trained. The original igan code never re-estimated them. Only the
+        estimator's moving statistics change (not D1 / D2, not trainable weights).
+
+        Args:
+          batches: task batch dicts (their ``"y"``) or observation tensors.
+          num_batches: training-mode passes (50 by default).
+          variance: ``"pooled"`` or ``"batch"``; see :mod:`tfinverse.training.batch_norm`.
+
+        Returns:
+          The :class:`~tfinverse.training.batch_norm.BatchNormRecalibration` (also kept in
+          ``self.batch_norm_recalibration`` and reported in the export's metadata).
+        """
+        report = recalibrate_estimator_batch_norm(self.estimator, batches, num_batches, variance)
+        self.batch_norm_recalibration = report
+        return report
+
+    def export(
+        self,
+        path,
+        overwrite: bool = False,
+        recalibration_batches=None,
+        num_recalibration_batches: Optional[int] = IGAN_BN_RECALIBRATION_BATCHES,
+        **extra_metadata,
+    ) -> str:
         """Writes the estimator as a SavedModel ``y -> {"component", "clean"}`` (inference
-        mode); see :func:`tfinverse.models.igan.export_igan_estimator`."""
-        metadata = {"gan_model": self.gan_model, "generator_steps": int(self.generator_steps.numpy())}
+        mode); see :func:`tfinverse.models.igan.export_igan_estimator`.
+
+        Batch norm: with ``recalibration_batches`` the moving statistics are re-estimated
+        first (:meth:`recalibrate_batch_norm`); :func:`train_igan` has already done so at the
+        end of training. ``igan.json`` records ``batch_norm_recalibration_batches`` (0 when
+        the moving averages are exported as training left them).
+
+        Args:
+          path: the SavedModel folder.
+          overwrite: replace an existing folder.
+          recalibration_batches: training batches for a recalibration now (None: none).
+          num_recalibration_batches: how many of them to use (50).
+          **extra_metadata: more JSON-able entries for ``igan.json``.
+
+        Returns:
+          ``path`` as a string.
+        """
+        if recalibration_batches is not None:
+            self.recalibrate_batch_norm(recalibration_batches, num_recalibration_batches)
+        report = self.batch_norm_recalibration
+        metadata = {
+            "gan_model": self.gan_model,
+            "generator_steps": int(self.generator_steps.numpy()),
+            "batch_norm_recalibration_batches": 0 if report is None else int(report.num_batches),
+        }
         metadata.update(extra_metadata)
         return export_igan_estimator(self.estimator, path, extra_metadata=metadata, overwrite=overwrite)
 
@@ -614,6 +659,7 @@ class IganTrainingSummary:
       final_logs: the last generator step's scalars and the last round's losses.
       checkpoints: checkpoint prefixes written.
       sample_files: sample PNGs written.
+      batch_norm_recalibration: the final batch-norm recalibration (None when none was made).
     """
 
     start_step: int
@@ -624,6 +670,7 @@ class IganTrainingSummary:
     final_logs: Dict[str, float] = field(default_factory=dict)
     checkpoints: List[str] = field(default_factory=list)
     sample_files: List[str] = field(default_factory=list)
+    batch_norm_recalibration: Optional[BatchNormRecalibration] = None
 
 
 def display_images(images) -> np.ndarray:
@@ -704,6 +751,7 @@ def train_igan(
     log_dir=None,
     resume: bool = False,
     show_progress: bool = True,
+    batch_norm_recalibration_batches: int = IGAN_BN_RECALIBRATION_BATCHES,
 ) -> IganTrainingSummary:
     """Runs the igan loop until ``max_generator_steps`` generator steps in total.
 
@@ -727,6 +775,11 @@ def train_igan(
         no logging).
       resume: restore the newest checkpoint of ``checkpoint_dir`` first.
       show_progress: a progress bar (only on a terminal).
+      batch_norm_recalibration_batches: at the end, re-estimate the estimator's batch-norm
+        moving statistics from this many further batches of the stream
+        (:meth:`IGAN.recalibrate_batch_norm`; not in the original, whose exported moving
+        averages were mostly their initial values), before the final checkpoint so that
+        checkpoint and export agree. 0: keep the moving averages of training.
 
     Returns:
       An :class:`IganTrainingSummary`.
@@ -808,8 +861,23 @@ def train_igan(
         bar.close()
         if writer is not None:
             writer.flush()
-    if manager is not None and step > start and (not summary.checkpoints or not summary.checkpoints[-1].endswith(f"-{step}")):
-        summary.checkpoints.append(manager.save(step))
+    recalibrated = False
+    if int(batch_norm_recalibration_batches) > 0 and step > 0:
+        # Training never reads the moving statistics, so this changes no training numerics.
+        try:
+            report = model.recalibrate_batch_norm(iterator, int(batch_norm_recalibration_batches))
+        except ValueError as error:  # a finite stream that is used up
+            warnings.warn(f"batch-norm statistics not recalibrated: {error}", stacklevel=2)
+        else:
+            summary.batch_norm_recalibration = report
+            recalibrated = report.num_batches > 0
+    if step > start and not recalibrated:
+        model.batch_norm_recalibration = None  # an earlier recalibration is out of date
+    last_saved = bool(summary.checkpoints) and summary.checkpoints[-1].endswith(f"-{step}")
+    if manager is not None and (step > start or recalibrated) and step > 0 and (recalibrated or not last_saved):
+        path = manager.save(step)  # rewrites ckpt-<step> after a recalibration
+        if not last_saved:
+            summary.checkpoints.append(path)
     summary.final_step = step
     summary.wall_time_seconds = time.perf_counter() - wall_start
     if timed_steps:
