@@ -15,6 +15,12 @@ For each model at its default size it measures, in three execution modes (eager,
   - PGGAN: WGAN-GP (lambda 10, drift 1e-3) at the top level with ``alpha = 1``, Adam 1e-3,
     betas (0, 0.99), with the full-width network (``fmap_base 8192, fmap_max 512``).
 
+  - igan 64x64x3 (``unmixing_mnist_cifar``): one discriminator round (D1 and D2 updates)
+    plus one estimator update of :class:`tfinverse.training.igan.IGAN` with its losses.
+
+* **precision**: ``float32``, or ``bfloat16`` under Keras' ``mixed_bfloat16`` policy (16-bit
+  compute, float32 variables and optimizer state); a second table gives each model's
+  bfloat16 speed-up (float32 ms / bfloat16 ms) per mode, measured in the same run;
 * **first call s**: the first forward pass plus the first training step, which include
   tracing (``tf.function``) and compilation (XLA);
 * **peak RSS MB**: growth of the process's peak resident memory over its size after the
@@ -47,6 +53,7 @@ mode uses, so the XLA columns are meaningful mainly on GPU.
 Examples::
 
     python benchmarks/bench_generators.py
+    python benchmarks/bench_generators.py --modes function --precisions float32 bfloat16
     python benchmarks/bench_generators.py --models dcgan --batch 32 --repeats 5
     python benchmarks/bench_generators.py --models pggan --pggan-resolution 128 --batch pggan=4
 """
@@ -71,17 +78,20 @@ __all__ = [
     "build_dcgan",
     "build_began",
     "build_pggan",
+    "build_igan",
     "PeakMemory",
     "run_case",
     "run_isolated",
     "parse_batches",
+    "speedup_rows",
     "build_parser",
     "main",
 ]
 
-MODELS = ("dcgan", "began", "pggan")
+MODELS = ("dcgan", "began", "pggan", "igan")
 MODES = ("eager", "function", "xla")
-DEFAULT_BATCH = {"dcgan": 64, "began": 16, "pggan": 2}
+PRECISIONS = ("float32", "bfloat16")
+DEFAULT_BATCH = {"dcgan": 64, "began": 16, "pggan": 2, "igan": 8}
 DEFAULT_PGGAN_RESOLUTION = 128
 
 
@@ -214,6 +224,36 @@ def build_pggan(batch: int, resolution: int):
     return f"{resolution}x{resolution}x3", generator, discriminator, forward, train_step, inputs
 
 
+def build_igan(batch: int):
+    """igan's estimator and two discriminators on unmixing_mnist_cifar (64x64x3), vanilla losses."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfinverse.models.igan import build_discriminators_for_task, build_estimator_for_task
+    from tfinverse.tasks.igan_tasks import get_task
+    from tfinverse.training.igan import IGAN, igan_optimizers
+
+    task = get_task("unmixing_mnist_cifar")
+    estimator = build_estimator_for_task(task, seed=0)
+    d1, d2 = build_discriminators_for_task(task, seed=1)
+    model = IGAN(estimator, d1, d2, dual_mapping=True, paired=False)
+    model.compile(*igan_optimizers("vanilla"), gan_model="vanilla")
+
+    def forward(y):
+        return model(y, training=False)  # the estimated component Z
+
+    def train_step(y, real, seed):
+        batch = {"y": y, "x": real, "x2": real, "component": real}
+        d = model.discriminator_round(batch)
+        g = model.generator_step(batch)
+        return d["d1_loss"] + g["g_loss"]
+
+    rng = np.random.default_rng(0)
+    shape = (batch, task.image_size, task.image_size, task.channels)
+    inputs = (rng.uniform(0, 1, shape).astype(np.float32), rng.uniform(0, 1, shape).astype(np.float32))
+    return "64x64x3", estimator, d1, forward, train_step, inputs
+
+
 # ----------------------------------------------------------------- measurement
 
 
@@ -276,7 +316,8 @@ def _time_calls(fn, warmup: int, repeats: int):
     return first, 1000.0 * statistics.median(times)
 
 
-def run_case(model: str, mode: str, batch: int, warmup: int, repeats: int, pggan_resolution: int) -> dict:
+def run_case(model: str, mode: str, batch: int, warmup: int, repeats: int, pggan_resolution: int,
+             precision: str = "float32") -> dict:
     """Measures one (model, mode) pair in this process.
 
     Args:
@@ -286,19 +327,27 @@ def run_case(model: str, mode: str, batch: int, warmup: int, repeats: int, pggan
       warmup: untimed calls before timing (the first one is reported as "first call").
       repeats: timed calls; the median is reported.
       pggan_resolution: PGGAN output size.
+      precision: ``float32`` or ``bfloat16`` (Keras' ``mixed_bfloat16`` policy while the
+        models are built).
 
     Returns:
       A dict row of the results table.
     """
+    import keras
     import numpy as np
     import tensorflow as tf
 
+    from tfinverse.utils.precision import KERAS_POLICIES
+
+    keras.mixed_precision.set_global_policy(KERAS_POLICIES[precision])
     if model == "dcgan":
         size, generator, discriminator, forward, train_step, inputs = build_dcgan(batch)
     elif model == "began":
         size, generator, discriminator, forward, train_step, inputs = build_began(batch)
     elif model == "pggan":
         size, generator, discriminator, forward, train_step, inputs = build_pggan(batch, pggan_resolution)
+    elif model == "igan":
+        size, generator, discriminator, forward, train_step, inputs = build_igan(batch)
     else:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if mode == "function":
@@ -330,6 +379,7 @@ def run_case(model: str, mode: str, batch: int, warmup: int, repeats: int, pggan
         "batch": batch,
         "G / D params (M)": f"{count(generator) / 1e6:.2f} / {count(discriminator) / 1e6:.2f}",
         "mode": mode,
+        "precision": precision,
         "forward ms": forward_ms,
         "train ms/step": train_ms,
         "first call s": forward_first + train_first,
@@ -338,10 +388,10 @@ def run_case(model: str, mode: str, batch: int, warmup: int, repeats: int, pggan
     }
 
 
-def run_isolated(args, model: str, mode: str, batch: int) -> dict:
+def run_isolated(args, model: str, mode: str, batch: int, precision: str = "float32") -> dict:
     """Runs :func:`run_case` in a fresh interpreter; returns its row or an error row."""
     config = dict(model=model, mode=mode, batch=batch, warmup=args.warmup, repeats=args.repeats,
-                  pggan_resolution=args.pggan_resolution)
+                  pggan_resolution=args.pggan_resolution, precision=precision)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     try:
         done = subprocess.run(
@@ -349,15 +399,34 @@ def run_isolated(args, model: str, mode: str, batch: int) -> dict:
             capture_output=True, text=True, timeout=args.timeout, env=env,
         )
     except subprocess.TimeoutExpired:
-        return {"model": model, "mode": mode, "batch": batch, "size": f"timeout after {args.timeout} s"}
+        return {"model": model, "mode": mode, "precision": precision, "batch": batch,
+                "size": f"timeout after {args.timeout} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         message = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"model": model, "mode": mode, "batch": batch, "size": f"failed: {message[:80]}"}
+        return {"model": model, "mode": mode, "precision": precision, "batch": batch,
+                "size": f"failed: {message[:80]}"}
     return json.loads(lines[-1])
 
 
 # ----------------------------------------------------------------- command line
+
+
+def speedup_rows(rows) -> list:
+    """Per (model, mode): float32 ms over bfloat16 ms for the forward pass and the training step."""
+    by_key = {(r["model"], r["mode"], r.get("precision")): r for r in rows}
+    out = []
+    for (model, mode, precision), row in by_key.items():
+        other = by_key.get((model, mode, "float32"))
+        if precision != "bfloat16" or other is None or "train ms/step" not in row or "train ms/step" not in other:
+            continue
+        out.append({
+            "model": model,
+            "mode": mode,
+            "forward speed-up": other["forward ms"] / row["forward ms"],
+            "train step speed-up": other["train ms/step"] / row["train ms/step"],
+        })
+    return out
 
 
 def parse_batches(items) -> dict:
@@ -385,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to run")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="execution modes")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="float32, and bfloat16 under the mixed_bfloat16 policy")
     parser.add_argument(
         "--batch", nargs="+", default=None,
         help="batch size for every model (N) or per model (model=N); defaults: "
@@ -423,16 +494,24 @@ def main(argv=None) -> int:
     rows = []
     for model in args.models:
         for mode in args.modes:
-            start = time.perf_counter()
-            if args.in_process:
-                row = run_case(model, mode, batches[model], args.warmup, args.repeats, args.pggan_resolution)
-            else:
-                row = run_isolated(args, model, mode, batches[model])
-            rows.append(row)
-            print(f"# {model} {mode}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    columns = ["model", "size", "batch", "G / D params (M)", "mode", "forward ms", "train ms/step",
+            # The precisions of one (model, mode) run back to back, so their ratio sees the same load.
+            for precision in args.precisions:
+                start = time.perf_counter()
+                if args.in_process:
+                    row = run_case(model, mode, batches[model], args.warmup, args.repeats, args.pggan_resolution,
+                                   precision)
+                else:
+                    row = run_isolated(args, model, mode, batches[model], precision)
+                rows.append(row)
+                print(f"# {model} {mode} {precision}: done in {time.perf_counter() - start:.0f} s",
+                      file=sys.stderr, flush=True)
+    columns = ["model", "size", "batch", "G / D params (M)", "mode", "precision", "forward ms", "train ms/step",
                "first call s", "peak RSS MB", "cores used"]
     print(markdown_table(rows, columns=columns, floatfmt=".1f"), end="")
+    speedups = speedup_rows(rows)
+    if speedups:
+        print("\nbfloat16 speed-up over float32 (float32 ms / bfloat16 ms, same run):\n")
+        print(markdown_table(speedups, floatfmt=".2f"), end="")
     print(f"\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after, "
           f"on {os.cpu_count()} cores; \"cores used\" is the worker's CPU time over wall time while "
           "measuring (below the core count when other processes share the machine).")

@@ -18,7 +18,8 @@ Examples::
     python scripts/train_dcgan.py --out runs/dcgan_mnist --resume   # finish a killed run, same settings
     python scripts/train_dcgan.py --out runs/dcgan_mnist --resume --steps 400   # train on
     python scripts/train_dcgan.py --dataset celeb_a --data-dir ~/tensorflow_datasets --out runs/dcgan_celeba
-    python scripts/train_dcgan.py --strategy mirrored --mixed-precision --jit-compile --out runs/dcgan_gpu
+    python scripts/train_dcgan.py --strategy mirrored --precision float16 --jit-compile --out runs/dcgan_gpu
+    python scripts/train_dcgan.py --precision bfloat16 --out runs/dcgan_bf16   # AMX-BF16 CPUs: ~3x faster
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from tfinverse.inversion.base import (
     is_per_example_operator,
 )
 from tfinverse.utils.cli import progress as progress_bar
+from tfinverse.utils.precision import warn_if_xla_on_cpu
 
 __all__ = [
     "ADAM_BETA1",
@@ -194,6 +195,7 @@ def compile_step(function: Callable, run_eagerly: bool, jit_compile: bool) -> Ca
     """``function`` as a ``tf.function`` (XLA with ``jit_compile``), or as it is when ``run_eagerly``."""
     if run_eagerly:
         return function
+    warn_if_xla_on_cpu(jit_compile)
     return tf.function(function, jit_compile=bool(jit_compile), autograph=False)
 
 

@@ -45,6 +45,7 @@ from tfinverse.inversion.base import (
     check_operator_batch,
     is_per_example_operator,
 )
+from tfinverse.utils.precision import warn_if_xla_on_cpu
 
 __all__ = [
     "DIP_LEARNING_RATE",
@@ -484,6 +485,7 @@ def dip(
             weight.assign_sub(learning_rate * (m / correction1) / denominator)
         return tf.cast(fit_loss, tf.float32), tf.cast(validation_loss, tf.float32), output
 
+    warn_if_xla_on_cpu(jit_compile)
     compiled_step = tf.function(step, jit_compile=jit_compile, autograph=False)
     # Drawn outside the (possibly XLA-compiled) step: XLA draws other numbers for a seed.
     draw = tf.function(lambda s: tf.random.stateless_normal(input_shape, s), autograph=False)

@@ -75,6 +75,7 @@ __all__ = [
 
 # The original's constants live in the index of LVR's settings.
 from tfinverse.tasks.lvr import CLIPPING_MODES, ORIGINAL_NOISE_VARIANCES, ORIGINAL_PRECISIONS  # noqa: E402
+from tfinverse.utils.precision import warn_if_xla_on_cpu
 
 _SUCCESS_CRITERIA = ("mse", "max_abs")
 
@@ -404,6 +405,7 @@ def recover_latents(
         latent_error = tf.reduce_mean(tf.square(z_t - z_true_t), axis=1)
         return objective, latent_error, redrawn
 
+    warn_if_xla_on_cpu(jit_compile)
     compiled_step = tf.function(step, jit_compile=jit_compile, autograph=False)
     # Drawn outside the (possibly XLA-compiled) step, so the numbers do not depend on jit_compile.
     draw = tf.function(

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 from tfinverse.errors import InputError
 from tfinverse.utils.cli import add_common_flags, parse_common_args
+from tfinverse.utils.precision import add_precision_flag
 
 __all__ = [
     "STRATEGIES",
@@ -40,6 +41,7 @@ RESUMABLE_SETTINGS = (
     "keep_checkpoints",
     "jit_compile",
     "strategy",
+    "precision",
     "progress",
     "download",
 )
@@ -124,7 +126,10 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingDefaul
     hardware = parser.add_argument_group("hardware")
     hardware.add_argument("--strategy", default="default", choices=STRATEGIES, help="'mirrored': data-parallel over all GPUs (or all logical CPUs)")
     hardware.add_argument("--jit-compile", action="store_true", help="compile the training step with XLA")
-    hardware.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy with dynamic loss scaling")
+    add_precision_flag(hardware)
+    # The flag of earlier versions: --precision float16.
+    hardware.add_argument("--mixed-precision", dest="precision", action="store_const", const="float16",
+                          help=argparse.SUPPRESS)
     add_common_flags(parser, out_default=defaults.out)
     return parser
 

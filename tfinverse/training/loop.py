@@ -35,6 +35,7 @@ from tfinverse.training.gan_trainer import GANTrainer
 from tfinverse.utils.cli import progress, summary_images, summary_scalar
 from tfinverse.utils.results import reported_figure
 from tfinverse.utils.results import save_image_grid
+from tfinverse.utils.precision import warn_if_xla_on_cpu
 
 __all__ = ["TrainingSummary", "compile_train_step", "tile_images", "save_sample_grid", "train"]
 
@@ -92,6 +93,7 @@ def compile_train_step(
     if jit_compile and run_eagerly:
         raise ValueError("jit_compile and run_eagerly exclude each other")
     strategy = strategy or tf.distribute.get_strategy()
+    warn_if_xla_on_cpu(jit_compile)
     replica_step = tf.function(trainer.train_step, jit_compile=True) if jit_compile else trainer.train_step
 
     def distributed_step(batch):

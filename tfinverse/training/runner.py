@@ -52,6 +52,7 @@ from tfinverse.training.flags import (
     parse_training_args,
 )
 from tfinverse.utils.cli import set_global_seed, summary_writer
+from tfinverse.utils.precision import precision_policy, warn_if_xla_on_cpu
 from tfinverse.utils.results import atomic_write_text, reported_figure
 
 __all__ = [
@@ -242,10 +243,8 @@ def run_training(args: argparse.Namespace, spec: TrainingSpec, argv=None) -> Dic
 
     from tfinverse import hub
 
-    previous_policy = keras.mixed_precision.global_policy()
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    warn_if_xla_on_cpu(args.jit_compile)
+    with precision_policy(args.precision):
         set_global_seed(args.seed)
 
         with strategy.scope():
@@ -341,6 +340,3 @@ def run_training(args: argparse.Namespace, spec: TrainingSpec, argv=None) -> Dic
         with reported_figure(out_dir / "samples.png"):
             save_sample_grid(out_dir / "samples.png", trainer.sample(fixed_latents), overwrite=True)
         return run
-    finally:
-        if args.mixed_precision:
-            keras.mixed_precision.set_global_policy(previous_policy)
