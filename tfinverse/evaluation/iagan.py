@@ -9,7 +9,6 @@ seconds per image, and each iterative method's objective per iteration for Tenso
 
 from __future__ import annotations
 
-import time
 from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
@@ -42,24 +41,36 @@ class TaskOutcome(NamedTuple):
 
 
 def dip_levels_for(side: int, most: int = 5) -> int:
-    """The deepest DIP network, up to ``most`` levels, whose coarsest map is >= 2 pixels."""
-    levels, size = 0, side
-    while levels < most and -(-size // 2) >= 2:
-        size = -(-size // 2)
-        levels += 1
-    return max(levels, 1)
+    """The deepest DIP network, up to ``most`` levels, whose coarsest map is >= 2 pixels.
+
+    Kept here for existing callers; the DIP method (:class:`tfinverse.inversion.methods.DIPMethod`)
+    uses :func:`tfinverse.inversion.methods.dip_levels_for`, which this calls.
+    """
+    from tfinverse.inversion.methods import dip_levels_for as levels_for
+
+    return levels_for(side, most)
 
 
-def run_task(generator, task, x, args, seed: int) -> TaskOutcome:
+def run_task(generator, task, x, args, seed: int, methods=None) -> TaskOutcome:
     """Runs every applicable method of ``args.methods`` on one task.
+
+    The naive estimate comes first (``observation`` when the measurements are images, else
+    ``pinv``, the pseudo-inverse), then the asked-for methods that apply, in run order
+    (:func:`tfinverse.inversion.available_methods`). Methods that others start from run
+    even when not asked for (CSGM for IAGAN) but are not reported. Seconds per image count
+    what a method cannot run without: IAGAN's include CSGM's, a back-projection's its base's.
 
     Args:
       generator: the prior (a :class:`tfinverse.models.Generator`).
       task: a :class:`tfinverse.tasks.iagan.InversionTask` (or the same 4-tuple).
       x: float32 ``[N, H, W, C]`` clean images in [0, 1].
       args: the flags of :func:`tfinverse.tasks.iagan.add_inversion_flags` plus ``methods``,
-        ``dip_iterations``, ``dip_channels`` and ``dip_levels`` (when ``dip`` is a method).
+        ``dip_iterations``, ``dip_channels`` and ``dip_levels`` (when ``dip`` is a method);
+        only ``methods`` is read when ``methods`` is given.
       seed: the seed of the operator draw, the noise and the methods.
+      methods: optional method objects (:class:`tfinverse.inversion.InversionMethod`) to
+        run instead of :func:`tfinverse.tasks.iagan.methods_from_flags` ``(args)``; those
+        named in ``args.methods`` are reported.
 
     Returns:
       A :class:`TaskOutcome`.
@@ -67,72 +78,39 @@ def run_task(generator, task, x, args, seed: int) -> TaskOutcome:
     import tensorflow as tf
 
     import tfinverse.operators as ops
-    from tfinverse import metrics
-    from tfinverse.inversion import baselines
-    from tfinverse.inversion.back_projection import back_project, has_approximate_pinv
-    from tfinverse.inversion.csgm import csgm
-    from tfinverse.inversion.dip import dip, dip_iterations
-    from tfinverse.inversion.iagan import iagan
-    from tfinverse.tasks.iagan import task_label
+    from tfinverse import inversion, metrics
+    from tfinverse.tasks.iagan import methods_from_flags, task_label
 
     name, op_name, params, sigma = task
-    shape = x.shape[1:]
-    operator = ops.get(op_name, image_shape=shape, seed=seed, **params)
+    operator = ops.get(op_name, image_shape=x.shape[1:], seed=seed, **params)
     y = operator(tf.constant(x))
     if sigma:
         y = ops.get_noise("gaussian", sigma=sigma)(y, seed=seed)
-    noisy = sigma > 0
     label = task_label(name, params, sigma)
-    methods = set(args.methods)
+    if methods is None:
+        methods = methods_from_flags(args)
+    reported = set(args.methods)
+    # The naive reconstruction shown as the observation column: y itself, or A^+ y.
+    naive = inversion.get("observation")(operator, y)
+    naive_name = naive.extras["mode"]
+    # One loop over method objects: each runs if it applies (bicubic on SR only, BP without
+    # noise only, ...) and gets the result it starts from (IAGAN: CSGM's latents).
+    results = inversion.run_methods(methods, operator, y, generator=generator, seed=seed, progress=True,
+                                    noise_sigma=sigma)
     estimates, seconds, histories = {}, {}, {}
-
-    def keep(method, result):
-        estimates[method] = np.clip(np.asarray(result.x_hat), 0.0, 1.0)
-        seconds[method] = result.seconds_per_image
+    for method in methods:
+        if method.name not in reported or method.name not in results:
+            continue
+        result = results[method.name]
+        estimates[method.name] = np.clip(np.asarray(result.x_hat), 0.0, 1.0)
+        seconds[method.name] = result.seconds_per_image
         history = np.asarray(result.history)
-        if history.size:
-            histories[method] = history.mean(axis=1)
-
-    # The naive reconstruction shown as the observation column, and the classical baselines.
-    same_shape = tuple(operator.out_shape) == tuple(operator.in_shape)
-    naive = baselines.observation_baseline(operator, y, mode="observation" if same_shape else "pinv")
-    if "bicubic" in methods and hasattr(operator, "bicubic_upsample"):
-        keep("bicubic", baselines.bicubic_upsampling(operator, y))
-    if "ifft" in methods and hasattr(operator, "zero_filled_ifft"):
-        keep("ifft", baselines.zero_filled_ifft(operator, y))
-    if "bm3d" in methods and op_name == "identity" and noisy:
-        keep("bm3d", baselines.bm3d_denoise(y, sigma, progress=False))
-    csgm_result = None
-    if {"csgm", "csgm-bp", "iagan", "iagan-bp"} & methods:
-        csgm_result = csgm(generator, operator, y, iterations=args.csgm_iterations, learning_rate=args.csgm_lr,
-                           restarts=args.restarts, seed=seed, jit_compile=args.jit_compile, progress=True)
-        keep("csgm", csgm_result)
-    if {"iagan", "iagan-bp"} & methods:
-        iterations = max(1, args.iagan_iterations // 2) if noisy else args.iagan_iterations
-        result = iagan(generator, operator, y, z_init=csgm_result.latents, iterations=iterations,
-                       lr_z=args.iagan_lr_z, lr_theta=args.iagan_lr_theta, seed=seed,
-                       jit_compile=args.jit_compile, progress=True)
-        keep("iagan", result)
-        seconds["iagan"] += seconds["csgm"]  # IAGAN starts from CSGM: count both
-    # Back-projection amplifies noise; the paper applies it to noiseless measurements only.
-    for base in ("csgm", "iagan"):
-        if f"{base}-bp" in methods and base in estimates and not noisy:
-            start = time.perf_counter()
-            x_bp = back_project(operator, estimates[base], y, approximate=has_approximate_pinv(operator)
-                                and op_name == "super_resolution")
-            estimates[f"{base}-bp"] = np.clip(np.asarray(x_bp), 0.0, 1.0)
-            seconds[f"{base}-bp"] = seconds[base] + (time.perf_counter() - start) / len(x)
-    if "dip" in methods:
-        levels = args.dip_levels or dip_levels_for(min(shape[:2]))
-        keep("dip", dip(operator, y, iterations=dip_iterations(args.dip_iterations, noisy), levels=levels,
-                        channels=args.dip_channels, seed=seed, progress=True, jit_compile=args.jit_compile))
-    if "csgm" not in methods:
-        estimates.pop("csgm", None)
-        histories.pop("csgm", None)
+        if method.reports_history and history.size:
+            histories[method.name] = history.mean(axis=1)
 
     rows: List[dict] = []
     observation = np.clip(np.asarray(naive.x_hat), 0.0, 1.0)
-    for method, estimate in [("observation" if same_shape else "pinv", observation)] + list(estimates.items()):
+    for method, estimate in [(naive_name, observation)] + list(estimates.items()):
         rows.append({
             "task": label,
             "method": method,
@@ -141,7 +119,8 @@ def run_task(generator, task, x, args, seed: int) -> TaskOutcome:
             "seconds_per_image": seconds.get(method, 0.0),
             "images": len(x),
         })
-    columns = [("original", x), ("observation" if same_shape else "A^+ y", observation)] + list(estimates.items())
+    naive_title = "observation" if naive_name == "observation" else "A^+ y"
+    columns = [("original", x), (naive_title, observation)] + list(estimates.items())
     return TaskOutcome(rows, columns, histories)
 
 

@@ -13,6 +13,12 @@ per-iteration objective history, chosen latents, wall time):
   and the sharpness attribute (LVR-SA);
 * :func:`dip.dip <tfinverse.inversion.dip.dip>`: the Deep Image Prior baseline;
 * :mod:`~tfinverse.inversion.baselines`: bicubic up-sampling, zero-filled IFFT, BM3D.
+
+The same methods behind one call signature, by name (:mod:`~tfinverse.inversion.methods`)::
+
+    method = tfinverse.inversion.get("csgm", iterations=500)   # an InversionMethod
+    result = method(operator, y, generator=g, seed=0)
+    tfinverse.inversion.available_methods()   # ("observation", "bicubic", ..., "dip")
 """
 
 from tfinverse.inversion.back_projection import (
@@ -27,6 +33,15 @@ from tfinverse.inversion import csgm, dip, iagan
 from tfinverse.inversion.csgm import CSGM_PRESETS
 from tfinverse.inversion.dip import dip_iterations
 from tfinverse.inversion.iagan import IAGAN_PRESETS, csgm_then_iagan, iagan_preset
+from tfinverse.inversion.methods import (
+    Applicability,
+    InversionMethod,
+    available_methods,
+    get,
+    presets,
+    run_methods,
+    with_dependencies,
+)
 from tfinverse.inversion.lvr import (
     apply_sharpness_attribute,
     denoise_by_projection,
@@ -67,4 +82,12 @@ __all__ = [
     "zero_filled_ifft",
     "bm3d_denoise",
     "observation_baseline",
+    # one call signature per method, by name (tfinverse.inversion.methods)
+    "InversionMethod",
+    "Applicability",
+    "available_methods",
+    "get",
+    "presets",
+    "with_dependencies",
+    "run_methods",
 ]

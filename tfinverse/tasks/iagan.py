@@ -4,7 +4,8 @@
   Fourier measurements, super-resolution, deblurring, plus inpainting and denoising) as
   ``TASK[:key=value,...]`` specs, parsed and checked by :func:`parse_task`.
 * The methods the deploy scripts compare (:data:`METHODS`).
-* The flags every IAGAN experiment script shares (:func:`add_inversion_flags`).
+* The flags every IAGAN experiment script shares (:func:`add_inversion_flags`), and the
+  method objects they configure (:func:`methods_from_flags`).
 * The training constants of its BEGAN and PGGAN priors.
 
 This module imports nothing heavy (no TensorFlow until a spec is checked against its
@@ -37,6 +38,7 @@ __all__ = [
     "parse_task",
     "task_label",
     "add_inversion_flags",
+    "methods_from_flags",
 ]
 
 # ---------------------------------------------------------------- prior training constants
@@ -192,3 +194,38 @@ def add_inversion_flags(
     parser.add_argument("--jit-compile", action="store_true",
                         help="compile the optimisation steps with XLA (for GPUs; slower on CPUs)")
     return parser
+
+
+def methods_from_flags(args: argparse.Namespace, names=None) -> list:
+    """The inversion methods a script's flags ask for, configured by its flags.
+
+    Reads the flags of :func:`add_inversion_flags` for CSGM and IAGAN and, only when
+    ``dip`` is asked for, ``dip_iterations``, ``dip_channels`` and ``dip_levels`` (None: the
+    deepest network the image size allows). Imports TensorFlow (call it after parsing).
+
+    Args:
+      args: the parsed flags.
+      names: method names; default ``args.methods``.
+
+    Returns:
+      :class:`tfinverse.inversion.InversionMethod` objects for the names plus the methods
+      they start from (``iagan`` needs ``csgm``), in run order
+      (:func:`tfinverse.inversion.with_dependencies`); ready for
+      :func:`tfinverse.inversion.run_methods`.
+
+    Raises:
+      UnknownNameError: for an unknown method name.
+    """
+    from tfinverse import inversion
+
+    names = list(args.methods if names is None else names)
+    # Settings per method from the flags; methods without flags keep their defaults.
+    settings = {
+        "csgm": lambda: {"iterations": args.csgm_iterations, "learning_rate": args.csgm_lr,
+                         "restarts": args.restarts, "jit_compile": args.jit_compile},
+        "iagan": lambda: {"iterations": args.iagan_iterations, "lr_z": args.iagan_lr_z,
+                          "lr_theta": args.iagan_lr_theta, "jit_compile": args.jit_compile},
+        "dip": lambda: {"iterations": args.dip_iterations, "channels": args.dip_channels,
+                        "levels": args.dip_levels, "jit_compile": args.jit_compile},
+    }
+    return [inversion.get(name, **settings.get(name, dict)()) for name in inversion.with_dependencies(names)]
