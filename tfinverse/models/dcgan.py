@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfinverse.models.generator import KerasGenerator
+from tfinverse.models.layers import FusedBatchNormalization
 
 __all__ = [
     "DCGAN_BN_EPSILON",
@@ -133,7 +134,7 @@ def build_dcgan_generator(
         return keras.initializers.RandomNormal(0.0, _INIT_STDDEV, seed=next(seeds))
 
     def batch_norm(index):
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             momentum=DCGAN_BN_MOMENTUM, epsilon=DCGAN_BN_EPSILON, name=f"bn{index}"
         )
 
@@ -205,7 +206,7 @@ def build_dcgan_discriminator(
         )
         if index > 0:
             model_layers.append(
-                keras.layers.BatchNormalization(
+                FusedBatchNormalization(
                     momentum=DCGAN_BN_MOMENTUM, epsilon=DCGAN_BN_EPSILON, name=f"bn{index}"
                 )
             )
