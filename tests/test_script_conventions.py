@@ -93,3 +93,13 @@ def test_debug_shows_the_traceback(tmp_path):
     result = run("deploy_iagan", "--images", "/nonexistent", "--out", str(tmp_path / "run"), "--debug", cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr and "/nonexistent does not exist" in result.stderr
+
+
+def test_a_corrupt_image_is_named_on_one_line_without_decoder_noise(tmp_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really a PNG")  # OpenCV logs two lines of its own for this
+    result = run("degrade", "--images", str(corrupt), "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot decode image file {corrupt}: not a readable PNG, JPEG or BMP image; replace or remove it"
+    ]

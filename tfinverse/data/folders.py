@@ -91,7 +91,7 @@ def read_image(path: str) -> np.ndarray:
         encoded = np.fromfile(path, dtype=np.uint8)  # handles non-ASCII paths, unlike imread
     except OSError as error:
         raise InputError(f"cannot read image file {path}: {error.strerror or error}") from None
-    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
+    image = _quiet_decode(cv2, encoded) if encoded.size else None
     if image is None:
         raise InputError(
             f"cannot decode image file {path}: not a readable PNG, JPEG or BMP image; replace or remove it"
@@ -111,6 +111,19 @@ def read_image(path: str) -> np.ndarray:
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image.astype(np.float32) / np.float32(scale)
+
+
+def _quiet_decode(cv2, encoded: np.ndarray):
+    """``cv2.imdecode`` without OpenCV's own log lines for a broken file (the caller says it)."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    finally:
+        logging.setLogLevel(level)
 
 
 def read_folder_images(root: str, n: int, image_size, channels: int, extensions=IMAGE_EXTENSIONS) -> np.ndarray:
