@@ -9,8 +9,13 @@ paper's Table 1), 4x super-resolution (noiseless, Table 2) and 9x9 uniform deblu
 (noise 10/255, Table 4). It writes, per task, a grid per batch of images (original,
 observation or naive reconstruction, every method with its PSNR), and for the run a table
 of the papers' dataset PSNR, mean SSIM and seconds per image as CSV, JSON and markdown
-(rewritten after every task, so an interrupted run keeps the tasks it finished), and
-TensorBoard logs: each method's objective per iteration, PSNR/SSIM per task and the grids.
+(rewritten after every task, so an interrupted run keeps the tasks it finished), a table of
+each task's noise energy m sigma^2 beside the data misfit ||y - A x||^2 that CSGM and IAGAN
+reached (``misfit.csv|json|md``), every estimate (``estimates.npz``: ``original`` and
+``<task>/<method>``), and TensorBoard logs: each method's objective per
+iteration, PSNR/SSIM per task and the grids. ``--preset paper-began`` runs the paper's
+per-task iteration counts and learning rates; ``--noise-convention original`` reads a task's
+``noise=sigma`` as the IAGAN code did (on [-1, 1] images, i.e. sigma/2 on [0, 1]).
 
 Examples::
 
@@ -61,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def misfit_row(label: str, misfit: dict) -> dict:
+    """One row of ``misfit.csv``: a task's noise energy beside CSGM's and IAGAN's data misfit."""
+    row = {"task": label, "measurements": misfit["measurements"], "sigma": misfit["sigma"],
+           "noise_energy": misfit["noise_energy"]}
+    for method in ("csgm", "iagan"):
+        if f"{method}_misfit" in misfit:
+            row[f"{method}_misfit"] = misfit[f"{method}_misfit"]
+    if misfit.get("csgm_misfit") is not None and misfit["noise_energy"] > 0:
+        row["csgm_misfit_over_noise"] = misfit["csgm_misfit"] / misfit["noise_energy"]
+    return row
+
+
 def main(argv=None) -> int:
     from tfinverse.utils.cli import output_dir_or_exit, parse_common_args, progress, set_global_seed, summary_writer
 
@@ -69,7 +86,7 @@ def main(argv=None) -> int:
     from tfinverse import data, metrics
     from tfinverse.evaluation.iagan import run_task, write_task_summaries
     from tfinverse.pretrained import load_prior
-    from tfinverse.utils.results import reported_figure, save_image_grid, write_table
+    from tfinverse.utils.results import atomic_write_bytes, npz_bytes, reported_figure, save_image_grid, write_table
 
     tasks = [parse_task(t) for t in args.tasks]
     set_global_seed(args.seed)
@@ -79,7 +96,7 @@ def main(argv=None) -> int:
     print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), "
           f"images {generator.output_shape}; {len(x)} held-out images from {args.images}")
     writer = summary_writer(args.log_dir)
-    all_rows, figures = [], []
+    all_rows, misfit_rows, figures, arrays = [], [], [], {"original": np.asarray(x, np.float32)}
     for k, task in enumerate(progress(tasks, desc="tasks", force=True)):
         print(f"task {task.label}", flush=True)
         outcome = run_task(generator, task, x, args, seed=args.seed + k)
@@ -87,11 +104,18 @@ def main(argv=None) -> int:
         slug = f"{k:02d}_{task.name}"
         write_task_summaries(writer, k, slug, outcome)
         figures.append((slug, outcome.columns))
-        # The table so far after every task: a late failure keeps the finished tasks.
+        arrays.update({f"{slug}/{title}": np.asarray(images, np.float32) for title, images in outcome.columns[1:]})
+        misfit_rows.append(misfit_row(task.label, outcome.misfit))
+        # The tables so far after every task: a late failure keeps the finished tasks.
         table = write_table(out, "results", all_rows, overwrite=bool(k) or args.overwrite,
                             floatfmt={"psnr_db": ".2f", "ssim": ".3f", "seconds_per_image": ".2f"})
+        misfits = write_table(out, "misfit", misfit_rows, overwrite=bool(k) or args.overwrite, floatfmt=".4g")
     writer.close()
+    atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite)
     print(table)
+    print("Data misfit ||y - A x||^2 per image against the noise energy m sigma^2 (misfit above it: the prior "
+          "cannot explain y and image adaptation can help; at or below it, adapting fits noise):\n")
+    print(misfits)
     for slug, columns in figures:
         grid = [[images[i] for _, images in columns] for i in range(len(x))]
         captions = [[""] + [f"PSNR {float(metrics.psnr(x[i:i + 1], images[i:i + 1])[0]):.2f}"
@@ -99,7 +123,8 @@ def main(argv=None) -> int:
         with reported_figure(out / f"{slug}.png"):
             save_image_grid(out / f"{slug}.png", grid, col_labels=[c for c, _ in columns], captions=captions,
                             overwrite=args.overwrite)
-    print(f"wrote results.csv|json|md, a grid per task and TensorBoard logs ({args.log_dir}) to {out}")
+    print(f"wrote results.csv|json|md, misfit.csv|json|md, estimates.npz, a grid per task and TensorBoard logs "
+          f"({args.log_dir}) to {out}")
     return 0
 
 

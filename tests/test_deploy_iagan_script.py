@@ -111,3 +111,59 @@ def test_runs_end_to_end_and_the_table_agrees_with_the_metrics(deploy, prior_pat
 def test_missing_prior_fails_clearly(deploy, tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a shipped prior"):
         deploy.main(["--prior", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+
+
+def test_misfit_table_and_noise_conventions_agree_with_recomputations(deploy, prior_path, tmp_path):
+    import tensorflow as tf
+
+    import tfinverse.operators as ops
+
+    runs = {}
+    for convention in ("image", "original"):
+        out = tmp_path / convention
+        deploy.main([
+            "--prior", str(prior_path), "--tasks", "denoise:noise=0.2", "cs-gaussian:ratio=0.3",
+            "--methods", "csgm", "--num-images", "2", "--csgm-iterations", "4", "--restarts", "1",
+            "--noise-convention", convention, "--out", str(out),
+        ])
+        runs[convention] = out
+        arrays = np.load(out / "estimates.npz")
+        x = arrays["original"]
+        with open(out / "misfit.csv") as f:
+            misfit = list(csv.DictReader(f))
+        # Task 0, denoising: the observation is x + sigma_applied N(0, 1), recomputed with the same seed.
+        sigma = 0.2 * (0.5 if convention == "original" else 1.0)
+        noisy = ops.get_noise("gaussian", sigma=sigma)(tf.constant(x), seed=0).numpy()
+        np.testing.assert_allclose(arrays["00_denoise/observation"], np.clip(noisy, 0, 1), atol=1e-6)
+        assert float(misfit[0]["sigma"]) == pytest.approx(sigma)
+        assert float(misfit[0]["noise_energy"]) == pytest.approx(x[0].size * sigma**2, rel=1e-6)
+        # The misfit CSGM reached, recomputed from its saved estimate: ||y - A x_csgm||^2 per image.
+        for k, (task, op_name, params, noise) in enumerate([("denoise", "identity", {}, sigma),
+                                                           ("cs-gaussian", "compressed_sensing", {"ratio": 0.3}, 0.0)]):
+            operator = ops.get(op_name, image_shape=x.shape[1:], seed=k, **params)
+            y = operator(tf.constant(x))
+            if noise:
+                y = ops.get_noise("gaussian", sigma=noise)(y, seed=k)
+            estimate = arrays[f"{k:02d}_{task}/csgm"]
+            expected = np.mean(np.sum((operator(tf.constant(estimate)).numpy() - y.numpy()) ** 2,
+                                      axis=tuple(range(1, y.ndim))))
+            assert float(misfit[k]["csgm_misfit"]) == pytest.approx(expected, rel=2e-3)
+        assert float(misfit[1]["noise_energy"]) == 0.0 and misfit[1]["csgm_misfit_over_noise"] == ""
+    with open(runs["original"] / "results.csv") as f:
+        assert "[noise on [-1, 1]]" in next(csv.DictReader(f))["task"]
+
+
+def test_paper_presets_per_task(deploy):
+    import argparse
+
+    from tfinverse.tasks.iagan import apply_preset
+
+    args = deploy.build_parser().parse_args(["--preset", "paper-began"])
+    cs, sr, blur = (apply_preset(args, deploy.parse_task(t)) for t in ("cs-fourier", "sr", "deblur"))
+    assert (cs.csgm_iterations, cs.iagan_iterations, cs.iagan_lr_theta, cs.preset_applied) == (1600, 600, 1e-4, True)
+    assert (sr.iagan_iterations, sr.preset_applied) == (500, True)
+    assert blur.preset_applied is False and blur.iagan_iterations == args.iagan_iterations  # no paper setting
+    pggan = apply_preset(deploy.build_parser().parse_args(["--preset", "paper-pggan"]), deploy.parse_task("sr"))
+    assert (pggan.csgm_iterations, pggan.iagan_iterations, pggan.iagan_lr_theta) == (1800, 300, 1e-3)
+    flags = apply_preset(args := deploy.build_parser().parse_args([]), deploy.parse_task("sr"))
+    assert flags.iagan_iterations == args.iagan_iterations == 300 and isinstance(flags, argparse.Namespace)

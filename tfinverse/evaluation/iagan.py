@@ -9,7 +9,7 @@ seconds per image, and each iterative method's objective per iteration for Tenso
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -23,11 +23,18 @@ class TaskOutcome(NamedTuple):
       rows: table rows (task, method, psnr_db, ssim, seconds_per_image, images).
       columns: ``(title, images)`` pairs for a grid: original, naive, each method.
       histories: each iterative method's objective per iteration, mean over the images.
+      misfit: the task's noise level against the data misfit the latent methods reached:
+        ``measurements`` (m), ``sigma`` (added to [0, 1] images), ``noise_energy``
+        (``m sigma^2``, the expected ``||e||^2`` per image) and ``<method>_misfit`` (mean over
+        the images of ``||y - A x||^2`` at the method's returned estimate) for CSGM and IAGAN.
+        A CSGM misfit well above the noise energy means the prior cannot explain the
+        measurements (image adaptation can help); at or below it, adapting fits noise.
     """
 
     rows: List[dict]
     columns: List[Tuple[str, np.ndarray]]
     histories: Dict[str, np.ndarray]
+    misfit: Optional[Dict[str, float]] = None
 
     def by_method(self) -> Dict[str, Tuple[dict, np.ndarray]]:
         """``{method: (table row, estimates [N, H, W, C] in [0, 1])}``, the naive baseline first.
@@ -66,7 +73,10 @@ def run_task(generator, task, x, args, seed: int, methods=None) -> TaskOutcome:
       x: float32 ``[N, H, W, C]`` clean images in [0, 1].
       args: the flags of :func:`tfinverse.tasks.iagan.add_inversion_flags` plus ``methods``,
         ``dip_iterations``, ``dip_channels`` and ``dip_levels`` (when ``dip`` is a method);
-        only ``methods`` is read when ``methods`` is given.
+        only ``methods`` and ``noise_convention`` are read when ``methods`` is given.
+        ``preset`` (:func:`tfinverse.tasks.iagan.apply_preset`) replaces the iteration counts
+        and learning rates by the paper's for the task; ``noise_convention`` says whether the
+        task's sigma is on [0, 1] or, as the IAGAN code had it, on [-1, 1].
       seed: the seed of the operator draw, the noise and the methods.
       methods: optional method objects (:class:`tfinverse.inversion.InversionMethod`) to
         run instead of :func:`tfinverse.tasks.iagan.methods_from_flags` ``(args)``; those
@@ -79,16 +89,20 @@ def run_task(generator, task, x, args, seed: int, methods=None) -> TaskOutcome:
 
     import tfinverse.operators as ops
     from tfinverse import inversion, metrics
-    from tfinverse.tasks.iagan import methods_from_flags, task_label
+    from tfinverse.tasks.iagan import apply_preset, methods_from_flags, task_label
+
+    from tfinverse.tasks.iagan import NOISE_CONVENTIONS
 
     name, op_name, params, sigma = task
+    convention = getattr(args, "noise_convention", "image") or "image"
+    label = task_label(name, params, sigma) + (" [noise on [-1, 1]]" if sigma and convention == "original" else "")
+    sigma = float(sigma) * NOISE_CONVENTIONS[convention]  # the standard deviation added to [0, 1] images
     operator = ops.get(op_name, image_shape=x.shape[1:], seed=seed, **params)
     y = operator(tf.constant(x))
     if sigma:
         y = ops.get_noise("gaussian", sigma=sigma)(y, seed=seed)
-    label = task_label(name, params, sigma)
     if methods is None:
-        methods = methods_from_flags(args)
+        methods = methods_from_flags(apply_preset(args, task))  # --preset paper-*: the paper's per-task settings
     reported = set(args.methods)
     # The naive reconstruction shown as the observation column: y itself, or A^+ y.
     naive = inversion.get("observation")(operator, y)
@@ -121,7 +135,12 @@ def run_task(generator, task, x, args, seed: int, methods=None) -> TaskOutcome:
         })
     naive_title = "observation" if naive_name == "observation" else "A^+ y"
     columns = [("original", x), (naive_title, observation)] + list(estimates.items())
-    return TaskOutcome(rows, columns, histories)
+    measurements = int(np.prod(operator.out_shape))
+    misfit = {"measurements": measurements, "sigma": sigma, "noise_energy": measurements * sigma**2}
+    for method in ("csgm", "iagan"):
+        if method in results:
+            misfit[f"{method}_misfit"] = float(np.mean(np.asarray(results[method].best_objective, np.float64)))
+    return TaskOutcome(rows, columns, histories, misfit)
 
 
 def _spread(values: np.ndarray) -> float:
