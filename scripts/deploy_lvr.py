@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS,
                         help="experiments to run")
     parser.add_argument("--prior", default="dcgan_mnist28",
-                        help="a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth")
+                        help="a shipped prior's name, untrained:<name> (its layout, fresh weights, calibrated batch "
+                             "norm: a well-conditioned reference for recovery), or a SavedModel / TF-Hub-format "
+                             "directory / .keras / .pth")
     parser.add_argument("--images", default="mnist5k",
                         help="real images: a registered dataset (its held-out test split) or a folder of images")
     parser.add_argument("--num-images", type=_int_at_least(1), default=8,
@@ -492,10 +494,25 @@ def run_recovery(generator, args, out: Path, writer=None, figure_failures=None) 
                      "noise_variance": "g"})
     table = write_table(out, "recovery", rows, columns=columns, floatfmt=floatfmt, overwrite=args.overwrite)
     print(table, flush=True)
+    # Why recovery succeeds or not: the spectrum of dG/dz at the true latents.
+    conditioning = lvr.latent_conditioning(generator, z_true, call_kwargs)
+    arrays["jacobian_singular_values"] = conditioning["singular_values"].astype(np.float32)
+    condition = {
+        "median_condition_number": float(np.median(conditioning["condition_number"])),
+        "min_condition_number": float(np.min(conditioning["condition_number"])),
+        "max_condition_number": float(np.max(conditioning["condition_number"])),
+        "median_fraction_of_singular_values_below_10_percent": float(
+            np.median(conditioning["small_singular_fraction"])),
+        "latent_dim": int(conditioning["singular_values"].shape[1]),
+    }
+    print(f"Jacobian dG/dz at the true latents: condition number median {condition['median_condition_number']:.1f} "
+          f"(range {condition['min_condition_number']:.1f}-{condition['max_condition_number']:.1f}); median "
+          f"{100 * condition['median_fraction_of_singular_values_below_10_percent']:.0f} % of the "
+          f"{condition['latent_dim']} singular values below 10 % of the largest", flush=True)
     atomic_write_bytes(out / "recovery_latents.npz", npz_bytes(arrays), overwrite=args.overwrite)
     with reported_figure(out / "recovery.png", figure_failures):
         _plot_recovery(out / "recovery.png", rows, curves, args.precisions, args.overwrite)
-    return {"rows": rows, "details": details}
+    return {"rows": rows, "details": details, "conditioning": condition}
 
 
 # ----------------------------------------------------------------------------- denoising

@@ -228,3 +228,17 @@ def test_docstring_flag_table_lists_every_flag_with_its_default(deploy, capsys):
     assert raised.value.code == 0
     help_text = capsys.readouterr().out
     assert "--recovery-iterations" in help_text and "| flag " not in help_text
+
+
+def test_recovery_reports_the_conditioning_of_the_prior(deploy, tmp_path):
+    out = tmp_path / "untrained"
+    deploy.main(["--prior", "untrained:dcgan_mnist28", "--experiments", "recovery", "--num-images", "3",
+                 "--recovery-iterations", "5", "--clipping-modes", "stochastic", "--out", str(out)])
+    conditioning = strict_json(out / "run.json")["recovery"]["conditioning"]
+    singular = np.load(out / "recovery_latents.npz")["jacobian_singular_values"].astype(np.float64)
+    assert singular.shape == (3, 100) and np.all(np.diff(singular, axis=1) <= 0)
+    condition = singular[:, 0] / singular[:, -1]
+    assert conditioning["median_condition_number"] == pytest.approx(np.median(condition), rel=1e-4)
+    assert conditioning["max_condition_number"] == pytest.approx(condition.max(), rel=1e-4)
+    small = np.median(np.mean(singular < 0.1 * singular[:, :1], axis=1))
+    assert conditioning["median_fraction_of_singular_values_below_10_percent"] == pytest.approx(small)

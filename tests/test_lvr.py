@@ -462,3 +462,36 @@ def test_bad_input_raises_before_any_generator_call():
     with pytest.raises(ValueError, match="seed"):
         lvr.recover_latents(g, op, good, seed=None, progress=False)
     assert CountingGenerator.calls == 0
+
+
+def test_latent_conditioning_of_a_linear_generator_is_the_spectrum_of_its_matrix():
+    from priors_for_tests import linear_generator
+
+    generator = linear_generator(latent_dim=4, seed=3)
+    weights = generator.network.layers[0].kernel.numpy().astype(np.float64)  # [4, pixels]: G(z) = W^T z + b
+    expected = np.linalg.svd(weights.T, compute_uv=False)
+    z = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    result = lvr.latent_conditioning(generator, z, small_fraction=0.5)
+    for singular in result["singular_values"]:  # the Jacobian of a linear map is the same everywhere
+        np.testing.assert_allclose(singular, expected, rtol=1e-5)
+    np.testing.assert_allclose(result["condition_number"], expected[0] / expected[-1], rtol=1e-5)
+    np.testing.assert_allclose(result["small_singular_fraction"], np.mean(expected < 0.5 * expected[0]))
+
+
+def test_untrained_prior_has_the_shipped_layout_and_calibrated_batch_norm():
+    import keras
+
+    from tfinverse.pretrained import load_prior
+
+    generator = load_prior("untrained:dcgan_mnist28")
+    assert generator.output_shape == (28, 28, 1) and generator.latent_dim == 100
+    z = generator.sample_latent(256, seed=99)
+    inference = np.asarray(generator.native(z, training=False))
+    batch_statistics = np.asarray(generator.native(z, training=False, batch_statistics=True))
+    # Calibrated moving statistics: inference mode is close to the batch-statistics function.
+    assert np.sqrt(np.mean((inference - batch_statistics) ** 2)) < 0.1 * np.std(batch_statistics)
+    for layer in generator.network.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert not np.allclose(layer.moving_variance.numpy(), 1.0)  # moved away from the initial values
+    with pytest.raises(KeyError, match="dcgan_mnist28"):
+        load_prior("untrained:no_such_prior")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict
 
-__all__ = ["SHIPPED_PRIORS", "shipped_prior_path", "load_prior"]
+__all__ = ["SHIPPED_PRIORS", "UNTRAINED_PREFIX", "shipped_prior_path", "untrained_prior", "load_prior"]
 
 _ASSETS = Path(__file__).resolve().parent / "assets" / "priors"
 
@@ -19,6 +19,51 @@ SHIPPED_PRIORS: Dict[str, str] = {
     "dcgan_mnist28": "DCGAN (LVR layout, 32 base filters) trained on the MNIST-5000 training split, 28x28x1, "
     "z ~ U[-1, 1]^100",
 }
+
+
+#: ``load_prior("untrained:<shipped name>")`` builds that prior's layout with fresh weights.
+UNTRAINED_PREFIX = "untrained:"
+
+# The layouts of the shipped priors (the training command is in the README).
+_LAYOUTS: Dict[str, Dict[str, int]] = {
+    "dcgan_mnist28": {"resolution": 28, "channels": 1, "latent_dim": 100, "base_filters": 32},
+}
+
+
+def untrained_prior(name: str = "dcgan_mnist28", seed: int = 0, calibration_batches: int = 20,
+                    batch_size: int = 64):
+    """A shipped prior's layout with freshly initialised weights and calibrated batch norm.
+
+    A reference point for latent recovery (LVR): an untrained generator is well conditioned,
+    so how well its latents can be recovered separates the method from the trained prior.
+    Its batch-norm moving statistics are estimated from ``calibration_batches`` training-mode
+    passes over latents drawn from the prior's latent distribution
+    (:func:`tfinverse.training.batch_norm.recalibrate_batch_norm`), so inference mode is the
+    function the layers compute.
+
+    Args:
+      name: a key of :data:`SHIPPED_PRIORS`.
+      seed: seed of the weights and of the calibration latents.
+      calibration_batches: training-mode passes for the batch-norm statistics.
+      batch_size: latents per calibration pass.
+
+    Returns:
+      A :class:`tfinverse.models.DCGANGenerator`.
+
+    Raises:
+      UnknownNameError: for a name that is not a shipped prior.
+    """
+    from tfinverse.errors import unknown_name
+
+    if name not in _LAYOUTS:
+        raise unknown_name("shipped prior", name, _LAYOUTS, where="untrained prior")
+    from tfinverse.models import DCGANGenerator
+    from tfinverse.training.batch_norm import recalibrate_batch_norm
+
+    generator = DCGANGenerator(**_LAYOUTS[name], seed=int(seed))
+    latents = [generator.sample_latent(int(batch_size), seed=int(seed) * 1000 + k) for k in range(int(calibration_batches))]
+    recalibrate_batch_norm(generator.network, latents)
+    return generator
 
 
 def shipped_prior_path(name: str) -> Path:
@@ -40,14 +85,17 @@ def load_prior(name_or_path: str):
     """Loads a shipped prior by name, or any generator path :func:`tfinverse.hub.load_generator` reads.
 
     Args:
-      name_or_path: a key of :data:`SHIPPED_PRIORS`, or a SavedModel / TF-Hub-format folder,
-        a ``.keras`` file or a PGGAN ``.pth`` state dict.
+      name_or_path: a key of :data:`SHIPPED_PRIORS`, ``"untrained:<key>"`` (that layout with
+        fresh weights, :func:`untrained_prior`), or a SavedModel / TF-Hub-format folder, a
+        ``.keras`` file or a PGGAN ``.pth`` state dict.
 
     Returns:
       A :class:`tfinverse.models.Generator`.
     """
     from tfinverse import hub
 
+    if str(name_or_path).startswith(UNTRAINED_PREFIX):
+        return untrained_prior(str(name_or_path)[len(UNTRAINED_PREFIX):])
     if name_or_path in SHIPPED_PRIORS:
         return hub.load_generator(str(shipped_prior_path(name_or_path)))
     if not Path(name_or_path).exists():

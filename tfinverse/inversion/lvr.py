@@ -65,6 +65,7 @@ __all__ = [
     "recover_latents",
     "latent_errors",
     "recovery_success_rate",
+    "latent_conditioning",
     "estimate_sharpness_attribute",
     "apply_sharpness_attribute",
     "save_attribute",
@@ -859,3 +860,37 @@ def denoise_with_sharpness_attribute(generator, y, attribute, **kwargs) -> Inver
     if attribute is None:
         raise ValueError("attribute is required for LVR-SA; use denoise_by_projection for plain LVR")
     return denoise_by_projection(generator, y, attribute=attribute, **kwargs)
+
+
+def latent_conditioning(generator, z, call_kwargs=None, small_fraction: float = 0.1) -> dict:
+    """How well the images determine the latents: the spectrum of the generator's Jacobian at z.
+
+    Gradient descent on ``||G(z) - x||^2`` converges to the true latent only as fast as the
+    smallest singular value of ``dG/dz`` allows; many tiny singular values mean directions
+    of z that barely change the image, so a latent can fit the image closely while being far
+    from the true one. The condition number is the largest over the smallest singular value.
+
+    Args:
+      generator: a :class:`tfinverse.models.Generator` (images in [0, 1]; the scale does not
+        change the condition number).
+      z: latents ``[N, latent_dim]``.
+      call_kwargs: keyword arguments of the generator call (e.g. ``batch_statistics``).
+      small_fraction: singular values below this fraction of the largest count as small.
+
+    Returns:
+      ``{"singular_values": [N, d], "condition_number": [N], "small_singular_fraction": [N]}``
+      as numpy arrays (float64).
+    """
+    z = tf.convert_to_tensor(np.asarray(z, np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        images = tf.cast(generator(z, **(call_kwargs or {})), tf.float32)
+        flat = tf.reshape(images, [tf.shape(images)[0], -1])
+    jacobian = tape.batch_jacobian(flat, z).numpy().astype(np.float64)  # [N, pixels, d]
+    singular = np.linalg.svd(jacobian, compute_uv=False)  # [N, min(pixels, d)], descending
+    largest = singular[:, :1]
+    return {
+        "singular_values": singular,
+        "condition_number": singular[:, 0] / np.maximum(singular[:, -1], np.finfo(np.float64).tiny),
+        "small_singular_fraction": np.mean(singular < small_fraction * largest, axis=1),
+    }
