@@ -33,32 +33,34 @@ It writes into ``--out``::
 Flags ("paper" is the IAGAN paper's BEGAN setting; "shortened" marks a budget cut so that
 the default runs in a few minutes on 2 CPU cores):
 
-| flag                 | default              | help                                                                                                 |
-| -------------------- | -------------------- | ---------------------------------------------------------------------------------------------------- |
-| `--shifts`           | `0 1 2 3 4`          | vertical shifts, in pixels downwards (paper: "a few pixels", not published)                          |
-| `--fill`             | `zero`               | rows entering at the top: zero (a translation) or roll (wrapped); not published (one of: zero, roll) |
-| `--factor`           | `4`                  | super-resolution scale factor (paper: 4)                                                             |
-| `--noise`            | `0.0`                | Gaussian noise sigma, [0, 1] image units (paper: none); with noise IAGAN runs half its steps, no BP  |
-| `--methods`          | `bicubic csgm iagan` | methods (paper: bicubic, CSGM, IAGAN) (one of: bicubic, csgm, csgm-bp, iagan, iagan-bp)              |
-| `--grid-images`      | `2`                  | images shown per shift in misaligned_sr.png, evenly spaced through the set                           |
-| `--prior`            | `dcgan_mnist28`      | a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth                    |
-| `--images`           | `mnist5k`            | a registered dataset (its held-out test split) or a folder of images                                 |
-| `--num-images`       | `16`                 | held-out images, evenly spaced through the split (paper: 100 CelebA images; shortened)               |
-| `--csgm-iterations`  | `500`                | CSGM Adam steps (paper: 1600; shortened)                                                             |
-| `--csgm-lr`          | `0.1`                | CSGM learning rate (paper: 0.1)                                                                      |
-| `--restarts`         | `5`                  | CSGM random restarts, the best kept (IAGAN original code: 5; the paper does not say)                 |
-| `--iagan-iterations` | `500`                | IAGAN joint steps without noise (paper: 500 for super-resolution)                                    |
-| `--iagan-lr-z`       | `0.0001`             | IAGAN latent learning rate (paper: 1e-4)                                                             |
-| `--iagan-lr-theta`   | `0.0001`             | IAGAN weight learning rate (paper: 1e-4 with BEGAN)                                                  |
-| `--jit-compile`      | `off`                | compile the optimisation steps with XLA (for GPUs; slower on CPUs)                                   |
-| `--out`              | `runs/misaligned_sr` | output folder for images, tables and checkpoints                                                     |
-| `--seed`             | `0`                  | random seed of every draw in the run                                                                 |
-| `--data-dir`         |                      | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)        |
-| `--log-dir`          |                      | TensorBoard log folder (default: <out>/logs)                                                         |
-| `--overwrite`        | `off`                | write into a non-empty output folder and replace existing files                                      |
-| `--quiet`            | `off`                | no progress bars                                                                                     |
-| `--verbose`          | `off`                | show TensorFlow's start-up log                                                                       |
-| `--debug`            | `off`                | show the full traceback of an error                                                                  |
+| flag                 | default              | help                                                                                                                                                                                                     |
+| -------------------- | -------------------- | -------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------- |
+| `--shifts`           | `0 1 2 3 4`          | vertical shifts, in pixels downwards (paper: "a few pixels", not published)                                                                                                                              |
+| `--fill`             | `zero`               | rows entering at the top: zero (a translation) or roll (wrapped); not published (one of: zero, roll)                                                                                                     |
+| `--factor`           | `4`                  | super-resolution scale factor (paper: 4)                                                                                                                                                                 |
+| `--noise`            | `0.0`                | Gaussian noise sigma, [0, 1] image units (paper: none); with noise IAGAN runs half its steps, no BP                                                                                                      |
+| `--methods`          | `bicubic csgm iagan` | methods (paper: bicubic, CSGM, IAGAN) (one of: bicubic, csgm, csgm-bp, iagan, iagan-bp)                                                                                                                  |
+| `--grid-images`      | `2`                  | images shown per shift in misaligned_sr.png, evenly spaced through the set                                                                                                                               |
+| `--prior`            | `dcgan_mnist28`      | a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth                                                                                                                        |
+| `--images`           | `mnist5k`            | a registered dataset (its held-out test split) or a folder of images                                                                                                                                     |
+| `--num-images`       | `16`                 | held-out images, evenly spaced through the split (paper: 100 CelebA images; shortened)                                                                                                                   |
+| `--csgm-iterations`  | `500`                | CSGM Adam steps (paper: 1600; shortened)                                                                                                                                                                 |
+| `--csgm-lr`          | `0.1`                | CSGM learning rate (paper: 0.1)                                                                                                                                                                          |
+| `--restarts`         | `5`                  | CSGM random restarts, the best kept (IAGAN original code: 5; the paper does not say)                                                                                                                     |
+| `--iagan-iterations` | `500`                | IAGAN joint steps without noise (paper: 500 for super-resolution)                                                                                                                                        |
+| `--iagan-lr-z`       | `0.0001`             | IAGAN latent learning rate (paper: 1e-4)                                                                                                                                                                 |
+| `--iagan-lr-theta`   | `0.0001`             | IAGAN weight learning rate (paper: 1e-4 with BEGAN)                                                                                                                                                      |
+| `--jit-compile`      | `off`                | compile the optimisation steps with XLA (for GPUs; slower on CPUs)                                                                                                                                       |
+| `--preset`           | `flags`              | iteration counts and learning rates: from these flags, or the paper's per task for its BEGAN or PGGAN prior (no paper setting for deblurring: the flags' then) (one of: flags, paper-began, paper-pggan) |
+| `--noise-convention` | `image`              | what a task's noise=sigma means: sigma on [0, 1] images (image), or the IAGAN code's sigma on [-1, 1] images, i.e. sigma/2 on [0, 1] (original; the paper's tables) (one of: image, original)            |
+| `--out`              | `runs/misaligned_sr` | output folder for images, tables and checkpoints                                                                                                                                                         |
+| `--seed`             | `0`                  | random seed of every draw in the run                                                                                                                                                                     |
+| `--data-dir`         |                      | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                                            |
+| `--log-dir`          |                      | TensorBoard log folder (default: <out>/logs)                                                                                                                                                             |
+| `--overwrite`        | `off`                | write into a non-empty output folder and replace existing files                                                                                                                                          |
+| `--quiet`            | `off`                | no progress bars                                                                                                                                                                                         |
+| `--verbose`          | `off`                | show TensorFlow's start-up log                                                                                                                                                                           |
+| `--debug`            | `off`                | show the full traceback of an error                                                                                                                                                                      |
 
 Examples::
 

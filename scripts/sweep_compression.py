@@ -30,28 +30,30 @@ It writes into ``--out``::
 Flags ("paper" is the IAGAN paper's BEGAN setting; "shortened" marks a budget cut so that
 the default runs in a few minutes on 2 CPU cores):
 
-| flag                 | default                       | help                                                                                                                  |
-| -------------------- | ----------------------------- | --------------------------------------------------------------------------------------------------------------------- |
-| `--ratios`           | `0.02 0.05 0.1 0.2 0.3 0.5`   | compression ratios m/n in (0, 1] (paper: its range up to nearly 1; Figure 1 shows 0.122 and 0.61)                     |
-| `--methods`          | `csgm csgm-bp iagan iagan-bp` | methods; A^+ y is always included (one of: csgm, csgm-bp, iagan, iagan-bp)                                            |
-| `--prior`            | `dcgan_mnist28`               | a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth                                     |
-| `--images`           | `mnist5k`                     | a registered dataset (its held-out test split) or a folder of images                                                  |
-| `--num-images`       | `16`                          | held-out images, evenly spaced through the split (paper: 20 CelebA images in the text, 100 in the caption; shortened) |
-| `--csgm-iterations`  | `500`                         | CSGM Adam steps (paper: 1600; shortened)                                                                              |
-| `--csgm-lr`          | `0.1`                         | CSGM learning rate (paper: 0.1)                                                                                       |
-| `--restarts`         | `5`                           | CSGM random restarts, the best kept (IAGAN original code: 5; the paper does not say)                                  |
-| `--iagan-iterations` | `600`                         | IAGAN joint steps (paper: 600 for compressed sensing)                                                                 |
-| `--iagan-lr-z`       | `0.0001`                      | IAGAN latent learning rate (paper: 1e-4)                                                                              |
-| `--iagan-lr-theta`   | `0.0001`                      | IAGAN weight learning rate (paper: 1e-4 with BEGAN)                                                                   |
-| `--jit-compile`      | `off`                         | compile the optimisation steps with XLA (for GPUs; slower on CPUs)                                                    |
-| `--out`              | `runs/sweep_compression`      | output folder for images, tables and checkpoints                                                                      |
-| `--seed`             | `0`                           | random seed of every draw in the run                                                                                  |
-| `--data-dir`         |                               | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                         |
-| `--log-dir`          |                               | TensorBoard log folder (default: <out>/logs)                                                                          |
-| `--overwrite`        | `off`                         | write into a non-empty output folder and replace existing files                                                       |
-| `--quiet`            | `off`                         | no progress bars                                                                                                      |
-| `--verbose`          | `off`                         | show TensorFlow's start-up log                                                                                        |
-| `--debug`            | `off`                         | show the full traceback of an error                                                                                   |
+| flag                 | default                       | help                                                                                                                                                                                                     |
+| -------------------- | ----------------------------- | -------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------- |
+| `--ratios`           | `0.02 0.05 0.1 0.2 0.3 0.5`   | compression ratios m/n in (0, 1] (paper: its range up to nearly 1; Figure 1 shows 0.122 and 0.61)                                                                                                        |
+| `--methods`          | `csgm csgm-bp iagan iagan-bp` | methods; A^+ y is always included (one of: csgm, csgm-bp, iagan, iagan-bp)                                                                                                                               |
+| `--prior`            | `dcgan_mnist28`               | a shipped prior's name, or a SavedModel / TF-Hub-format directory / .keras / .pth                                                                                                                        |
+| `--images`           | `mnist5k`                     | a registered dataset (its held-out test split) or a folder of images                                                                                                                                     |
+| `--num-images`       | `16`                          | held-out images, evenly spaced through the split (paper: 20 CelebA images in the text, 100 in the caption; shortened)                                                                                    |
+| `--csgm-iterations`  | `500`                         | CSGM Adam steps (paper: 1600; shortened)                                                                                                                                                                 |
+| `--csgm-lr`          | `0.1`                         | CSGM learning rate (paper: 0.1)                                                                                                                                                                          |
+| `--restarts`         | `5`                           | CSGM random restarts, the best kept (IAGAN original code: 5; the paper does not say)                                                                                                                     |
+| `--iagan-iterations` | `600`                         | IAGAN joint steps (paper: 600 for compressed sensing)                                                                                                                                                    |
+| `--iagan-lr-z`       | `0.0001`                      | IAGAN latent learning rate (paper: 1e-4)                                                                                                                                                                 |
+| `--iagan-lr-theta`   | `0.0001`                      | IAGAN weight learning rate (paper: 1e-4 with BEGAN)                                                                                                                                                      |
+| `--jit-compile`      | `off`                         | compile the optimisation steps with XLA (for GPUs; slower on CPUs)                                                                                                                                       |
+| `--preset`           | `flags`                       | iteration counts and learning rates: from these flags, or the paper's per task for its BEGAN or PGGAN prior (no paper setting for deblurring: the flags' then) (one of: flags, paper-began, paper-pggan) |
+| `--noise-convention` | `image`                       | what a task's noise=sigma means: sigma on [0, 1] images (image), or the IAGAN code's sigma on [-1, 1] images, i.e. sigma/2 on [0, 1] (original; the paper's tables) (one of: image, original)            |
+| `--out`              | `runs/sweep_compression`      | output folder for images, tables and checkpoints                                                                                                                                                         |
+| `--seed`             | `0`                           | random seed of every draw in the run                                                                                                                                                                     |
+| `--data-dir`         |                               | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                                            |
+| `--log-dir`          |                               | TensorBoard log folder (default: <out>/logs)                                                                                                                                                             |
+| `--overwrite`        | `off`                         | write into a non-empty output folder and replace existing files                                                                                                                                          |
+| `--quiet`            | `off`                         | no progress bars                                                                                                                                                                                         |
+| `--verbose`          | `off`                         | show TensorFlow's start-up log                                                                                                                                                                           |
+| `--debug`            | `off`                         | show the full traceback of an error                                                                                                                                                                      |
 
 Examples::
 

@@ -16,7 +16,7 @@
 Names load on first use, so importing this package costs nothing until one is used.
 """
 
-import importlib
+from tfinverse.utils.lazy import lazy_attributes
 
 _LAZY = {
     **{name: "tfinverse.evaluation.classifier" for name in (
@@ -45,14 +45,4 @@ __all__ = [
     "mnist5k_labels",
 ]
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tfinverse.evaluation' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(__all__) | {"classifier", "frechet", "iagan"})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, [*__all__, "classifier", "frechet", "iagan"])

@@ -13,7 +13,7 @@ The settings modules (``igan``, ``iagan``, ``lvr``) import nothing heavy, so scr
 them before TensorFlow loads; the names below that need TensorFlow load on first use.
 """
 
-import importlib
+from tfinverse.utils.lazy import lazy_attributes
 
 from tfinverse.tasks.igan import TASK_NAMES
 
@@ -34,14 +34,4 @@ _LAZY = {
 
 __all__ = ["TASK_NAMES", *_LAZY]
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tfinverse.tasks' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(__all__) | {"igan", "iagan", "lvr", "igan_tasks", "audio"})
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, [*__all__, "igan", "iagan", "lvr", "igan_tasks", "audio"])
