@@ -5,177 +5,182 @@ The flags mirror the original's configuration (``initializer.py``): task
 ``unmixing_mnist_cifar``, GAN model vanilla, batch 8, the task's iteration budget counted in
 generator steps (10000; 120000 for unmixing_mnist_mnist), random dual mapping on, paired
 loss off, a sample grid every 20 generator steps and a checkpoint every 500. ``--short``
-uses the task's short schedule (under 10 minutes on 2 CPU cores).
+uses the task's short schedule (under 10 minutes on 2 CPU cores). One training step is one
+generator step; a discriminator round (D1, D2) runs on its own fresh batch before the first
+generator step of each round, and the number of generator steps per round follows the
+original's adaptive ``mm`` rule.
 
-Writes into ``--out``::
+Runs on the same loop and runner as train_dcgan.py / train_began.py / train_pggan.py, with
+the same --resume / --overwrite / TensorBoard / --strategy / --precision behaviour. Writes
+into ``--out``::
 
-    samples/<step>.png        input y | estimated component z | estimated x | true x
-    checkpoints/              ckpt-<step> (newest 3) and igan.json (task and run settings)
+    samples/step_<step>.png   input y | estimated component z | estimated x | true x
+                              (a fixed batch of held-out samples; toy2d: a scatter plot)
+    checkpoints/              ckpt-<step> (newest --keep-checkpoints), run_config.json and
+                              igan.json (task settings, read by deploy_igan.py)
     estimator/                SavedModel, signature y -> {"component", "clean"}
-    logs/                     TensorBoard scalars (losses, mm) and sample images
-    run.json                  settings, data sources, timing, final losses
+    logs/                     TensorBoard scalars (losses, mm, learning rates) and samples
+    run.json, samples.png     settings, data, timing, final losses, the update schedule
 
+Before the final checkpoint and the export the estimator's batch-norm statistics are
+re-estimated from --bn-recalibration-batches further batches (not in the original).
 ``--resume`` continues the run in ``--out`` (same settings required; the budget, logging
-intervals and --jit-compile may change) with the same generator-step count and ``mm``
-state. The resumed data stream is seeded with (seed, step), so it differs from the batches
-an uninterrupted run would have drawn.
+intervals, --strategy and --jit-compile may change) exactly where it stopped: the data
+stream, the generator-step count and the ``mm`` state are restored.
 
 Examples::
 
     python scripts/train_igan.py --task denoising --short --out runs/igan_denoising
     python scripts/train_igan.py --task unmixing_mnist_mnist --gan-model ls --paired-loss
     python scripts/train_igan.py --task derain --data-dir /data/rain --out runs/derain
-    python scripts/train_igan.py --out runs/igan_denoising --task denoising --short --resume
+    python scripts/train_igan.py --out runs/igan_denoising --resume --steps 800
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import shutil
 import sys
-import time
 from pathlib import Path
 
-# Settings a resumed run may change; every other stored setting must match.
-RESUMABLE = ("max_iters", "short", "sample_every", "checkpoint_every", "max_checkpoints", "jit_compile", "log_dir")
+if __package__ in (None, ""):  # run as a file: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# Light imports only: --help and flag errors answer before TensorFlow loads.
+from tfinverse.training.flags import (  # noqa: E402
+    TrainingDefaults,
+    TrainingSetupError,
+    TrainingSpec,
+    add_training_flags,
+    parse_training_args,
+)
+from tfinverse.utils.cli import docstring_parser  # noqa: E402
+
+DEFAULTS = TrainingDefaults(
+    batch_size=8,
+    image_size=None,  # fixed by the task
+    channels=None,
+    learning_rate=None,  # two rates: --g-learning-rate, --d-learning-rate
+    steps=None,  # the task's budget
+    out="results/igan",
+    sample_every=20,
+    checkpoint_every=500,
+    log_every=20,
+    num_samples=8,
+)
+
+# Batches per "epoch" of the endless task streams: a resumed run regenerates at most this
+# many batches to find its place (each epoch is an independently seeded stream).
+BATCHES_PER_EPOCH = 100
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The script's command-line flags."""
+    """The script's flags: the shared training flags plus igan's task, game and schedule."""
     from tfinverse.tasks import TASK_NAMES
-    from tfinverse.utils.cli import add_common_flags
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_NAMES, help="the igan task")
-    parser.add_argument(
+    parser = docstring_parser(__doc__)
+    add_training_flags(parser, DEFAULTS)
+    igan = parser.add_argument_group("igan")
+    igan.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_NAMES, help="the igan task")
+    igan.add_argument(
         "--task-option", action="append", default=[], metavar="NAME=VALUE",
         help="a data option of the task (repeatable), e.g. noise_std=0.5 or variant=banana",
     )
-    parser.add_argument("--gan-model", default="vanilla", choices=("vanilla", "ls", "wgan"), help="GAN losses")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples per batch")
-    parser.add_argument(
-        "--max-iters", type=int, default=None,
-        help="generator steps in total (default: the task's, 10000; 120000 for unmixing_mnist_mnist)",
-    )
-    parser.add_argument("--short", action="store_true", help="use the task's short schedule (under 10 min on 2 cores)")
-    parser.add_argument(
+    igan.add_argument("--gan-model", default="vanilla", choices=("vanilla", "ls", "wgan"), help="GAN losses")
+    igan.add_argument("--max-iters", dest="steps", type=int, default=argparse.SUPPRESS,
+                      help="the original's name of --steps: generator steps in total (default: the task's, "
+                      "10000; 120000 for unmixing_mnist_mnist)")
+    igan.add_argument("--short", action="store_true", help="use the task's short schedule (under 10 min on 2 cores)")
+    igan.add_argument(
         "--dual-mapping", action=argparse.BooleanOptionalAction, default=True,
         help="random dual mapping with the observation discriminator D2",
     )
-    parser.add_argument("--paired-loss", action="store_true", help="add the supervised loss 1000 mean|X_gen - X|")
-    parser.add_argument("--g-learning-rate", type=float, default=None, help="default: the original's (5e-5)")
-    parser.add_argument(
-        "--d-learning-rate", type=float, default=None, help="default: the original's (5e-6; 5e-5 for ls)"
-    )
-    parser.add_argument("--sample-every", type=int, default=20, help="generator steps between sample grids")
-    parser.add_argument("--checkpoint-every", type=int, default=500, help="generator steps between checkpoints")
-    parser.add_argument("--max-checkpoints", type=int, default=3, help="checkpoints kept")
-    parser.add_argument("--checkpoint-dir", default=None, help="default: <out>/checkpoints")
-    parser.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --checkpoint-dir")
-    parser.add_argument("--jit-compile", action="store_true", help="compile the training steps with XLA")
-    add_common_flags(parser, out_default="results/igan")
+    igan.add_argument("--paired-loss", action="store_true", help="add the supervised loss 1000 mean|X_gen - X|")
+    igan.add_argument("--g-learning-rate", type=float, default=None, help="default: the original's (5e-5)")
+    igan.add_argument("--d-learning-rate", type=float, default=None, help="default: the original's (5e-6; 5e-5 for ls)")
+    igan.add_argument("--bn-recalibration-batches", type=int, default=50,
+                      help="batches re-estimating the estimator's batch-norm statistics before export (0: none)")
+    igan.add_argument("--max-checkpoints", dest="keep_checkpoints", type=int, default=argparse.SUPPRESS, help="the former name of --keep-checkpoints")
     return parser
 
 
-def _run_settings(args, task) -> dict:
-    return {
-        "task": task.name,
-        "task_options": dict(task.options),
-        "gan_model": args.gan_model,
-        "batch_size": args.batch_size,
-        "dual_mapping": args.dual_mapping,
-        "paired_loss": args.paired_loss,
-        "g_learning_rate": args.g_learning_rate,
-        "d_learning_rate": args.d_learning_rate,
-        "seed": args.seed,
-        "data_dir": args.data_dir,
-        "max_iters": args.max_iters,
-        "short": args.short,
-        "sample_every": args.sample_every,
-        "checkpoint_every": args.checkpoint_every,
-        "max_checkpoints": args.max_checkpoints,
-        "jit_compile": args.jit_compile,
-        "log_dir": args.log_dir,
-    }
+def get_task(args):
+    """The task of ``--task`` with its ``--task-option`` s.
+
+    Raises:
+      TrainingSetupError: for a malformed or unknown option.
+    """
+    from tfinverse.tasks.igan_tasks import get_task as lookup
+    from tfinverse.utils.cli import parse_name_values
+
+    try:
+        return lookup(args.task, **parse_name_values(args.task_option))
+    except (ValueError, TypeError) as error:
+        raise TrainingSetupError(str(error)) from None
 
 
-def _prepare_folders(args, out: Path, checkpoint_dir: Path, settings: dict) -> None:
-    """Applies the folder policy; raises ValueError with the flag to pass."""
-    import tensorflow as tf
-
-    from tfinverse.models.igan import read_igan_metadata
-    from tfinverse.utils.cli import prepare_output_dir
-
-    if args.resume and args.overwrite:
-        raise ValueError("--resume and --overwrite exclude each other")
-    existing = tf.train.latest_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
-    if args.resume:
-        if existing is None:
-            raise ValueError(f"--resume: there is no checkpoint in {checkpoint_dir}")
-        stored = (read_igan_metadata(checkpoint_dir) or {}).get("run")
-        if stored is None:
-            raise ValueError(f"--resume: {checkpoint_dir}/igan.json is missing, so the settings cannot be checked")
-        differences = [
-            f"--{key.replace('_', '-')}: {stored.get(key)!r} -> {settings.get(key)!r}"
-            for key in sorted(set(stored) | set(settings))
-            if key not in RESUMABLE and stored.get(key) != settings.get(key)
-        ]
-        if differences:
-            raise ValueError("--resume with settings that differ from the stored run: " + "; ".join(differences))
-        out.mkdir(parents=True, exist_ok=True)
-        return
-    if existing is not None:
-        if not args.overwrite:
-            raise ValueError(
-                f"{checkpoint_dir} holds the checkpoint of another run; pass --resume to continue it, "
-                "--overwrite to start afresh (its checkpoints are deleted), or choose another --out"
-            )
-        shutil.rmtree(checkpoint_dir)
-    prepare_output_dir(out, args.overwrite)
+def validate(args) -> None:
+    """Refuses settings igan cannot be trained with."""
+    get_task(args)
+    if args.bn_recalibration_batches < 0:
+        raise TrainingSetupError(f"--bn-recalibration-batches must be >= 0, got {args.bn_recalibration_batches}")
+    for flag in ("g_learning_rate", "d_learning_rate"):
+        value = getattr(args, flag)
+        if value is not None and not value > 0:
+            raise TrainingSetupError(f"--{flag.replace('_', '-')} must be positive, got {value}")
 
 
-def run(args, argv=None) -> dict:
-    """Trains as the parsed flags say and returns the contents of ``run.json``."""
+def task_settings(args) -> dict:
+    """Settings that are not plain flags: the task's data options (checked on --resume)."""
+    return {"task_options": dict(sorted(dict(get_task(args).options).items()))}
+
+
+def describe_data(args) -> dict:
+    """Where the task's data come from; fails early (missing data folder) before any write."""
+    from tfinverse.data import DatasetUnavailableError
+    from tfinverse.tasks.igan_tasks import data_sources, training_batches
+
+    task = get_task(args)
+    try:
+        training_batches(task, batch_size=args.batch_size, seed=args.seed, data_dir=args.data_dir)
+        sources = data_sources(task, args.data_dir)
+    except DatasetUnavailableError as error:
+        raise TrainingSetupError(str(error)) from None
+    message = f"igan {task.name}: " + ", ".join(f"{k} from {v}" for k, v in sources.items())
+    return {"message": message, "task": task.name, "sources": sources}
+
+
+def make_dataset(args):
+    """``epoch -> dataset``: epochs of ``BATCHES_PER_EPOCH`` batches of independently seeded task streams."""
+    from tfinverse.tasks.igan_tasks import training_batches
+    from tfinverse.training.batch_stream import epoch_seed
+
+    task = get_task(args)
+
+    def for_epoch(epoch: int):
+        stream = training_batches(task, batch_size=args.batch_size, seed=epoch_seed(args.seed, epoch), data_dir=args.data_dir)
+        return stream.take(BATCHES_PER_EPOCH)
+
+    return for_epoch
+
+
+def finish_dataset(args):
+    """The batches of the final batch-norm recalibration: a stream of its own (not training's)."""
     import numpy as np
 
-    from tfinverse.models.igan import (
-        IGAN_METADATA_FILE,
-        build_discriminators_for_task,
-        build_estimator_for_task,
-        task_metadata,
-    )
-    from tfinverse.tasks.igan_tasks import data_sources, get_task, training_batches
-    from tfinverse.training.igan import IGAN, igan_optimizers, train_igan
-    from tfinverse.utils.cli import set_global_seed
-    from tfinverse.utils.results import atomic_write_text
+    from tfinverse.tasks.igan_tasks import training_batches
 
-    from tfinverse.utils.cli import parse_name_values
-    task = get_task(args.task, **parse_name_values(args.task_option))
-    for flag in ("batch_size", "max_checkpoints"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    for flag in ("sample_every", "checkpoint_every"):
-        if getattr(args, flag) < 0:
-            raise ValueError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
-    if args.max_iters is not None and args.max_iters < 0:
-        raise ValueError(f"--max-iters must be >= 0, got {args.max_iters}")
-    budget = args.max_iters if args.max_iters is not None else (task.short_iters if args.short else task.max_iters)
+    seed = int(np.random.default_rng([args.seed, 0xBA7C]).integers(0, 2**31 - 1))
+    return training_batches(get_task(args), batch_size=args.batch_size, seed=seed, data_dir=args.data_dir)
 
-    def stream(start_step: int):
-        # A resumed run draws a new stream, seeded by (seed, step).
-        seed = args.seed if start_step == 0 else int(np.random.SeedSequence([args.seed, start_step]).generate_state(1)[0])
-        return training_batches(task, batch_size=args.batch_size, seed=seed, data_dir=args.data_dir)
 
-    batches = stream(0)  # fails early (missing data folder) before anything is written
-    out = Path(args.out)
-    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out / "checkpoints"
-    settings = _run_settings(args, task)
-    _prepare_folders(args, out, checkpoint_dir, settings)
+def build_trainer(args):
+    """The compiled IGAN of the flags, with its fixed held-out sample batch."""
+    from tfinverse.models.igan import build_discriminators_for_task, build_estimator_for_task
+    from tfinverse.tasks.igan_tasks import evaluation_batches
+    from tfinverse.training.igan import IGAN, igan_optimizers
 
-    set_global_seed(args.seed)
+    task = get_task(args)
     estimator = build_estimator_for_task(task, seed=args.seed)
     d1, d2 = build_discriminators_for_task(task, seed=args.seed + 1)
     model = IGAN(
@@ -185,88 +190,62 @@ def run(args, argv=None) -> dict:
         dual_mapping=args.dual_mapping,
         paired=args.paired_loss,
         paired_loss_min_over_permutations=task.paired_loss_min_over_permutations,
+        recalibration_batches=args.bn_recalibration_batches,
+        seed=args.seed,
     )
-    model.compile(
-        *igan_optimizers(args.gan_model, args.g_learning_rate, args.d_learning_rate),
-        gan_model=args.gan_model,
-        jit_compile=args.jit_compile,
+    model.compile(*igan_optimizers(args.gan_model, args.g_learning_rate, args.d_learning_rate), gan_model=args.gan_model)
+    model.fixed_samples = evaluation_batches(task, n=args.num_samples, seed=args.seed, data_dir=args.data_dir)
+    return model
+
+
+def default_steps(args, batches_per_epoch) -> int:
+    """The task's budget in generator steps (its short schedule with --short)."""
+    task = get_task(args)
+    return task.short_iters if args.short else task.max_iters
+
+
+def write_metadata(args, checkpoint_folder: Path, settings: dict, trainer) -> None:
+    """``checkpoints/igan.json``: the task settings deploy_igan.py checks a checkpoint against."""
+    from tfinverse.models.igan import IGAN_METADATA_FILE, task_metadata
+    from tfinverse.utils.results import atomic_write_text
+
+    metadata = dict(task_metadata(get_task(args)), kind=trainer.estimator.kind, run=settings)
+    atomic_write_text(Path(checkpoint_folder) / IGAN_METADATA_FILE,
+                      json.dumps(metadata, indent=2, sort_keys=True, default=str) + "\n", overwrite=True)
+
+
+def export(trainer, out_dir: Path, metadata: dict, args) -> dict:
+    """The estimator SavedModel in ``<out>/estimator`` (deploy_igan.py --saved-model)."""
+    path = trainer.export(
+        Path(out_dir) / "estimator",
+        overwrite=True,
+        task_options=dict(get_task(args).options),
+        **{key: value for key, value in metadata.items() if key != "steps"},
     )
-    if not args.resume:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        metadata = dict(task_metadata(task), kind=estimator.kind, run=settings)
-        atomic_write_text(checkpoint_dir / IGAN_METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True) + "\n",
-                          overwrite=True)
-
-    sources = data_sources(task, args.data_dir)
-    print(f"igan {task.name}: {', '.join(f'{k} from {v}' for k, v in sources.items())}", flush=True)
-
-    start_step = 0
-    if args.resume:
-        from tfinverse.training.checkpointing import TrainingCheckpoint
-
-        try:
-            restored = TrainingCheckpoint(checkpoint_dir, model.checkpoint_items()).restore_latest()
-        except (AssertionError, ValueError) as error:
-            raise ValueError(f"--resume: the checkpoint does not match task {task.name}: {error}") from None
-        start_step = int(model.generator_steps.numpy())
-        print(f"resumed from {restored} at generator step {start_step} (mm {int(model.mm.numpy())})", flush=True)
-        batches = stream(start_step)
-
-    started = time.time()
-    summary = train_igan(
-        model,
-        batches,
-        budget,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=args.checkpoint_every,
-        max_checkpoints=args.max_checkpoints,
-        sample_dir=out / "samples",
-        sample_every=args.sample_every,
-        log_dir=args.log_dir,
-        resume=False,  # restored above, before the data stream was chosen
-    )
-    export_dir = model.export(out / "estimator", overwrite=True, task_options=dict(task.options))
-    report = {
-        "command": " ".join(["train_igan.py", *(argv if argv is not None else sys.argv[1:])]),
-        "task": task.name,
-        "task_description": task.description,
-        "data_sources": sources,
-        "settings": settings,
-        "max_generator_steps": budget,
-        "start_step": summary.start_step,
-        "final_step": summary.final_step,
-        "discriminator_rounds": summary.discriminator_rounds,
-        "schedule": model.schedule_state(),
-        "wall_time_seconds": round(time.time() - started, 3),
-        "ms_per_generator_step": summary.ms_per_generator_step,
-        "final_logs": {k: (v if math.isfinite(v) else str(v)) for k, v in summary.final_logs.items()},
-        "checkpoints": summary.checkpoints,
-        "estimator_savedmodel": str(export_dir),
-    }
-    atomic_write_text(out / "run.json", json.dumps(report, indent=2, default=str) + "\n", overwrite=True)
-    ms = summary.ms_per_generator_step
-    print(
-        f"trained {summary.final_step - summary.start_step} generator steps "
-        f"({summary.discriminator_rounds} discriminator rounds) in {summary.wall_time_seconds:.1f} s"
-        + (f", {ms:.0f} ms per generator step" if ms else "")
-        + f"; SavedModel in {export_dir}",
-        flush=True,
-    )
-    return report
+    return {"estimator_savedmodel": str(path), "schedule": trainer.schedule_state()}
 
 
-def main(argv=None) -> int:
-    from tfinverse.utils.cli import parse_common_args
+SPEC = TrainingSpec(
+    name="igan",
+    validate=validate,
+    build_trainer=build_trainer,
+    default_steps=default_steps,
+    describe_data=describe_data,
+    make_dataset=make_dataset,
+    finish_dataset=finish_dataset,
+    export=export,
+    write_metadata=write_metadata,
+    derived_settings=task_settings,
+)
 
+
+def main(argv=None) -> dict:
+    """Parses ``argv``, trains, exports; returns the contents of run.json."""
     parser = build_parser()
-    args = parse_common_args(parser, argv)  # before anything heavy: --help and flag errors answer at once
-    from tfinverse.data import DatasetUnavailableError
+    args = parse_training_args(parser, argv)  # before anything heavy: --help and flag errors answer at once
+    from tfinverse.training import run_training
 
-    try:
-        run(args, argv)
-    except (ValueError, DatasetUnavailableError, FileExistsError) as error:
-        raise SystemExit(f"error: {error}") from None
-    return 0
+    return run_training(args, SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -237,20 +237,22 @@ def _small_igan(seed):
 
 
 def test_igan_export_after_a_short_run_matches_training_mode(tmp_path):
-    """One short real run (tracing the two step functions takes ~10 s on 2 cores): inference
-    mode without, then with (the export), train_igan's final recalibration, against training
-    mode on a large batch of the same distribution."""
+    """One short real run on the training loop (tracing the two step functions takes ~10 s on
+    2 cores): inference mode without, then with (the export), the loop's final
+    recalibration (IGAN.finish_training), against training mode on a large batch of the same
+    distribution."""
     from tfinverse.models import igan as igan_models
-    from tfinverse.training import igan as igan_training
     from tfinverse.training.checkpointing import TrainingCheckpoint
+    from tfinverse.training.loop import train
 
     model = _small_igan(0)
     checkpoints = tmp_path / "ckpt"
+    checkpoint = TrainingCheckpoint(checkpoints, model.checkpoint_items())
     # 30 generator steps without the final recalibration: the moving averages (momentum
     # 0.999) have moved only a few per cent of the way from (0, 1) to the data's statistics.
-    summary = igan_training.train_igan(model, _igan_stream(0, 8), 30, checkpoint_dir=checkpoints,
-                                       checkpoint_every=30, show_progress=False, batch_norm_recalibration_batches=0)
-    assert summary.batch_norm_recalibration is None and summary.final_step == 30
+    summary = train(model, iter(_igan_stream(0, 8)), 30, global_batch_size=8, checkpoint=checkpoint,
+                    checkpoint_every=30, finish_batches=None)
+    assert summary.finish_report is None and model.batch_norm_recalibration is None and summary.final_step == 30
     rng = np.random.default_rng(123)  # held-out data, not in the training stream
     held_out = [_igan_batch(rng, 8)["y"] for _ in range(3)]
     reference = np.concatenate([_igan_batch(rng, 8)["y"] for _ in range(24)])  # 192 more samples
@@ -266,10 +268,12 @@ def test_igan_export_after_a_short_run_matches_training_mode(tmp_path):
     stale_z, _ = model.separate(y_all)  # inference mode with the moving averages of training
     before = _relative_rms(stale_z, target)
 
-    # train_igan's final recalibration (no steps left: 50 batches of 8 = 400 samples of the
-    # stream), written into the final checkpoint
-    again = igan_training.train_igan(model, _igan_stream(1, 8), 30, checkpoint_dir=checkpoints, show_progress=False)
-    report = again.batch_norm_recalibration
+    # the loop's final recalibration (no steps left: 50 batches of 8 = 400 samples of a
+    # separate stream), written into the final checkpoint
+    again = train(model, iter(_igan_stream(0, 8)), 30, global_batch_size=8, checkpoint=checkpoint,
+                  finish_batches=iter(_igan_stream(1, 8)))
+    assert again.finish_report["batch_norm_recalibration_batches"] == 50
+    report = model.batch_norm_recalibration
     assert report.num_batches == igan_models.IGAN_BN_RECALIBRATION_BATCHES == 50
     assert len(report.layers) == len(batch_norm_layers(model.estimator_network)) and not report.skipped
     assert [os.path.basename(p) for p in again.checkpoints] == ["ckpt-30"]

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tfinverse.tasks.igan_tasks import evaluation_batches, get_task
+from tfinverse.training.flags import TrainingSetupError
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -37,7 +38,8 @@ def deploy():
 @pytest.fixture(scope="module")
 def toy_run(train, tmp_path_factory):
     out = tmp_path_factory.mktemp("toy") / "run"
-    train.main(["--task", "toy2d", "--max-iters", "3", "--batch-size", "16", "--sample-every", "2", "--out", str(out)])
+    train.main(["--task", "toy2d", "--max-iters", "3", "--batch-size", "16", "--sample-every", "2", "--log-every", "1",
+                "--out", str(out)])
     return out
 
 
@@ -53,11 +55,21 @@ def saved_model_outputs(path, y):
 
 def test_toy2d_train_then_deploy(train, deploy, toy_run, tmp_path):
     report = json.loads((toy_run / "run.json").read_text())
-    assert report["final_step"] == 3 and report["settings"]["gan_model"] == "vanilla"
+    assert report["steps"] == 3 and report["settings"]["gan_model"] == "vanilla"
     assert report["settings"]["dual_mapping"] is True and report["settings"]["paired_loss"] is False
+    assert report["update_schedule"]["kind"] == "adaptive_rounds" and report["model"] == "igan"
+    assert report["optimizer_iterations"]["estimator"] == 3
+    assert report["optimizer_iterations"]["d1"] == report["schedule"]["discriminator_rounds"]
     assert (toy_run / "checkpoints" / "ckpt-3.index").is_file()
-    assert (toy_run / "samples" / "000002.png").is_file()
+    assert (toy_run / "samples" / "step_0000002.png").is_file() and (toy_run / "samples.png").is_file()
     assert (toy_run / "estimator" / "saved_model.pb").is_file()
+    scalars = {
+        value.tag
+        for path in (toy_run / "logs").glob("events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    }
+    assert {"train/d1_loss", "train/g_loss", "schedule/mm", "learning_rate/estimator"} <= scalars
 
     out = tmp_path / "deploy"
     deploy.main(["--task", "toy2d", "--checkpoint", str(toy_run / "checkpoints"), "--num-samples", "8",
@@ -77,24 +89,30 @@ def test_resume_continues_the_step_count(train, toy_run, tmp_path):
     import shutil
 
     shutil.copytree(toy_run, run)
-    with pytest.raises(SystemExit, match="differ"):
+    with pytest.raises(TrainingSetupError, match="differ"):
         train.main(["--task", "toy2d", "--gan-model", "ls", "--batch-size", "16", "--out", str(run), "--resume"])
-    train.main(["--task", "toy2d", "--max-iters", "4", "--batch-size", "16", "--sample-every", "2",
-                "--out", str(run), "--resume"])
+    with pytest.raises(TrainingSetupError, match="task-options"):
+        train.main(["--task", "toy2d", "--task-option", "variant=banana", "--out", str(run), "--resume"])
+    # the stored settings are the defaults of a resumed run
+    train.main(["--max-iters", "4", "--out", str(run), "--resume"])
     report = json.loads((run / "run.json").read_text())
-    assert report["start_step"] == 3 and report["final_step"] == 4
+    assert report["start_step"] == 3 and report["steps"] == 4 and report["resumed_from"].endswith("ckpt-3")
+    assert report["data_position"]["batch_in_epoch"] == 4 + report["schedule"]["discriminator_rounds"]
     assert (run / "checkpoints" / "ckpt-4.index").is_file()
-    with pytest.raises(SystemExit, match="--resume"):
+    with pytest.raises(TrainingSetupError, match="--resume"):
         train.main(["--task", "toy2d", "--max-iters", "4", "--out", str(run)])
 
 
 def test_denoising_train_then_deploy(train, deploy, tmp_path):
     run = tmp_path / "run"
     train.main(["--task", "denoising", "--max-iters", "3", "--batch-size", "2", "--sample-every", "2",
-                "--checkpoint-every", "2", "--out", str(run)])
-    assert (run / "samples" / "000002.png").is_file()
+                "--checkpoint-every", "2", "--bn-recalibration-batches", "2", "--num-samples", "2", "--out", str(run)])
+    assert (run / "samples" / "step_0000002.png").is_file()
     assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == ["ckpt-2.index", "ckpt-3.index"]
     assert json.loads((run / "checkpoints" / "igan.json").read_text())["name"] == "denoising"
+    report = json.loads((run / "run.json").read_text())
+    assert report["finish"]["batch_norm_recalibration_batches"] == 2
+    assert json.loads((run / "estimator" / "igan.json").read_text())["batch_norm_recalibration_batches"] == 2
 
     out = tmp_path / "deploy"
     deploy.main(["--task", "denoising", "--saved-model", str(run / "estimator"), "--num-samples", "8",
@@ -134,7 +152,7 @@ def test_clear_errors(train, deploy, toy_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--task", "colorization", "--out", str(tmp_path / "a")])
     assert "invalid choice" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="no folder"):
+    with pytest.raises(TrainingSetupError, match="no folder"):
         train.main(["--task", "derain", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()
     with pytest.raises(SystemExit, match="8000"):
@@ -144,12 +162,14 @@ def test_clear_errors(train, deploy, toy_run, tmp_path, capsys):
         deploy.main(["--task", "denoising", "--checkpoint", str(toy_run / "checkpoints"), "--out", str(tmp_path / "d")])
     with pytest.raises(SystemExit, match="no checkpoint"):
         deploy.main(["--task", "toy2d", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "e")])
-    with pytest.raises(SystemExit, match="--overwrite"):
+    with pytest.raises(TrainingSetupError, match="--overwrite"):
         train.main(["--task", "toy2d", "--max-iters", "1", "--out", str(toy_run)])
-    with pytest.raises(SystemExit, match="NAME=VALUE"):
+    with pytest.raises(TrainingSetupError, match="NAME=VALUE"):
         train.main(["--task", "denoising", "--task-option", "noise_std", "--out", str(tmp_path / "f")])
-    with pytest.raises(SystemExit, match="no option"):
+    with pytest.raises(TrainingSetupError, match="no option"):
         train.main(["--task", "denoising", "--task-option", "variant=banana", "--out", str(tmp_path / "g")])
+    with pytest.raises(TrainingSetupError, match="resume"):
+        train.main(["--task", "toy2d", "--resume", "--overwrite", "--out", str(tmp_path / "h")])
 
 
 def test_audio_outputs_are_8khz_wavs_of_the_right_tracks(deploy, tmp_path):
@@ -175,3 +195,33 @@ def test_audio_outputs_are_8khz_wavs_of_the_right_tracks(deploy, tmp_path):
     np.testing.assert_allclose(noise, np.clip(expected, -1, 1), atol=step)
     with pytest.raises(FileExistsError, match="--overwrite"):
         deploy.write_audio(tmp_path, task, reference, x_est, z_est, count=1, overwrite=False)
+
+
+MIRRORED_IGAN = """
+import json, runpy, sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.argv = [sys.argv[1], *json.loads(sys.argv[2])]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_igan_trains_under_the_mirrored_strategy(tmp_path):
+    """The one loop runs igan on two replicas (two logical CPUs, in a fresh process): the
+    round's losses are averaged over replicas before the mm rule, the counts match."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "mirrored"
+    argv = ["--task", "toy2d", "--steps", "3", "--batch-size", "8", "--sample-every", "0", "--strategy", "mirrored",
+            "--out", str(out)]
+    completed = subprocess.run([sys.executable, "-c", MIRRORED_IGAN, str(SCRIPTS / "train_igan.py"), json.dumps(argv)],
+                               capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads((out / "run.json").read_text())
+    assert report["replicas"] == 2 and report["per_replica_batch_size"] == 4 and report["steps"] == 3
+    assert all(np.isfinite(report["final_losses"][k]) for k in ("d1_loss", "d2_loss", "g_loss"))
+    assert report["optimizer_iterations"]["d1"] == report["schedule"]["discriminator_rounds"] >= 1
+    assert (out / "estimator" / "saved_model.pb").is_file()

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfinverse.models import igan as models
 from tfinverse.training import igan as training
 from tfinverse.training.checkpointing import TrainingCheckpoint
+from tfinverse.training.loop import train
 
 SIZE = 4  # hand-made networks work on 4x4x1 images
 
@@ -252,21 +253,68 @@ def test_mm_rule():
     assert int(tensor) == 11
 
 
+class CountingBatches:
+    """Hand-made batches 0, 1, 2, ... remembering how many were taken."""
+
+    def __init__(self, seed=0):
+        self.seed, self.taken = seed, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = hand_made_batch(self.seed * 1000 + self.taken)
+        self.taken += 1
+        return batch
+
+
+def hand_made_igan(threshold, estimator_factor=0.25, d1_weight=0.1, d2_weight=-0.05):
+    model = training.IGAN(scaling_estimator(estimator_factor), summing_discriminator(d1_weight, "d1"),
+                          summing_discriminator(d2_weight, "d2"))
+    model.compile(gan_model="ls", d_threshold=threshold)
+    return model
+
+
 @pytest.mark.parametrize("threshold, rounds, mm, remaining", [(np.inf, 2, 11, 10), (-np.inf, 7, 1, 0)])
 def test_schedule_counts_generator_steps(threshold, rounds, mm, remaining):
     # always winning: rounds at generator steps 0 (mm 6) and 6 (mm 11); never: one per step.
-    model = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
-    model.compile(gan_model="ls", d_threshold=threshold)
-    summary = training.train_igan(model, batch_stream(0), 7, show_progress=False)
-    assert summary.final_step == 7 and summary.discriminator_rounds == rounds
+    model = hand_made_igan(threshold)
+    batches = CountingBatches()
+    summary = train(model, batches, 7, global_batch_size=3, run_eagerly=True)
+    assert summary.final_step == 7
     assert model.schedule_state() == {
         "generator_steps": 7, "discriminator_rounds": rounds, "mm": mm, "remaining_generator_steps": remaining}
-    # keras-style train_step (one generator step per call) follows the same schedule
-    twin = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
-    twin.compile(gan_model="ls", d_threshold=threshold)
+    # a fresh batch for every round and for every generator step
+    assert batches.taken == 7 + rounds
+    assert model.d1_optimizer.iterations.numpy() == rounds and model.g_optimizer.iterations.numpy() == 7
+    # keras-style train_step (fit: one batch per call) follows the same schedule
+    twin = hand_made_igan(threshold)
     for step in range(7):
-        logs = twin.train_step(hand_made_batch(step))
-    assert int(logs["generator_steps"]) == 7 and twin.schedule_state() == model.schedule_state()
+        twin.train_step(hand_made_batch(step))
+    assert twin.schedule_state() == model.schedule_state()
+
+
+def test_the_loop_gives_the_round_and_the_generator_step_their_own_batches():
+    """A compiled loop step with a round equals D1, D2 and the rule on batch 0 followed by a
+    generator step on batch 1, done by hand; the next step (no round) uses batch 2."""
+    looped, by_hand = small_real_igan("ls", seed=3), small_real_igan("ls", seed=3)
+    looped.compile(gan_model="ls", d_threshold=np.inf)  # mm grows: no second round here
+    by_hand.compile(gan_model="ls", d_threshold=np.inf)
+    batches = [real_batch(seed) for seed in range(3)]
+    summary = train(looped, iter(batches), 2, global_batch_size=2, run_eagerly=True)
+    assert summary.traces == 2  # one function for the step with a round, one without
+    by_hand.discriminator_round(batches[0])
+    by_hand.generator_step(batches[1])
+    by_hand.generator_step(batches[2])
+    assert looped.schedule_state() == by_hand.schedule_state() == {
+        "generator_steps": 2, "discriminator_rounds": 1, "mm": 6, "remaining_generator_steps": 4}
+    for a, b in ((looped.estimator_network, by_hand.estimator_network), (looped.d1, by_hand.d1), (looped.d2, by_hand.d2)):
+        for u, v in zip(a.weights, b.weights):
+            np.testing.assert_array_equal(u.numpy(), v.numpy())
+    plan = looped.plan_step()
+    assert plan.num_batches == 1 and plan.phases == (("generator", 0),)
+    looped.remaining_generator_steps.assign(0)
+    assert looped.plan_step().phases == (("d1", 0), ("d2", 0), ("end_round", 0), ("generator", 1))
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -299,34 +347,33 @@ def test_checkpoint_restores_networks_optimizers_and_schedule(tmp_path):
         TrainingCheckpoint(tmp_path, other.checkpoint_items()).restore_latest()
 
 
-def test_train_igan_resumes_where_it_stopped(tmp_path):
-    model = training.IGAN(scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"))
-    model.compile(gan_model="ls", d_threshold=np.inf)
-    first = training.train_igan(
-        model, batch_stream(0), 3, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2,
-        sample_dir=tmp_path / "samples", sample_every=2, log_dir=tmp_path / "logs", show_progress=False,
-    )
+def test_the_loop_checkpoints_logs_samples_and_resumes_where_it_stopped(tmp_path):
+    model = hand_made_igan(np.inf)
+    model.fixed_samples = hand_made_batch(99)
+    checkpoint = TrainingCheckpoint(tmp_path / "ckpt", model.checkpoint_items())
+    writer = tf.summary.create_file_writer(str(tmp_path / "logs"))
+    first = train(model, CountingBatches(0), 3, global_batch_size=3, checkpoint=checkpoint, checkpoint_every=2,
+                  sample_dir=tmp_path / "samples", sample_every=2, writer=writer, log_every=1,
+                  fixed_samples=model.fixed_sample_inputs(3, 0))
+    writer.close()
     assert [os.path.basename(p) for p in first.checkpoints] == ["ckpt-2", "ckpt-3"]
-    assert os.path.isfile(first.sample_files[0])
+    assert os.path.isfile(first.sample_files[0]) and first.sample_files[0].endswith("step_0000002.png")
     tags = {
         value.tag
         for event_file in (tmp_path / "logs").iterdir()
         for event in tf.compat.v1.train.summary_iterator(str(event_file))
         for value in event.summary.value
     }
-    assert {"loss/d1", "loss/d2", "loss/g", "schedule/mm", "samples"} <= tags
+    assert {"train/d1_loss", "train/d2_loss", "train/g_loss", "schedule/mm", "learning_rate/estimator", "samples"} <= tags
     state = model.schedule_state()
     assert state == {"generator_steps": 3, "discriminator_rounds": 1, "mm": 6, "remaining_generator_steps": 3}
 
-    resumed = training.IGAN(scaling_estimator(0.5), summing_discriminator(0.3, "d1"), summing_discriminator(0.2, "d2"))
-    resumed.compile(gan_model="ls", d_threshold=np.inf)
-    second = training.train_igan(resumed, batch_stream(1), 5, checkpoint_dir=tmp_path / "ckpt", resume=True,
-                                 show_progress=False)
+    resumed = hand_made_igan(np.inf, 0.5, 0.3, 0.2)
+    TrainingCheckpoint(tmp_path / "ckpt", resumed.checkpoint_items()).restore_latest()
+    second = train(resumed, CountingBatches(1), 5, global_batch_size=3)
     assert second.start_step == 3 and second.final_step == 5
-    assert second.discriminator_rounds == 0  # 3 generator steps were left in the round
+    assert resumed.schedule_state()["discriminator_rounds"] == 1  # 3 generator steps were left in the round
     assert resumed.schedule_state()["remaining_generator_steps"] == 1
-    with pytest.raises(ValueError, match="no checkpoint"):
-        training.train_igan(resumed, batch_stream(0), 5, checkpoint_dir=tmp_path / "empty", resume=True)
 
 
 def test_export_of_the_trained_estimator(tmp_path):

@@ -167,7 +167,7 @@ def test_script_refuses_impossible_requests(scripts, tmp_path, capsys, name, fla
 
 def test_help_and_defaults_follow_the_originals(scripts):
     common = ("--steps", "--batch-size", "--image-size", "--channels", "--dataset", "--data-dir", "--lr",
-              "--resume", "--overwrite", "--jit-compile", "--mixed-precision", "--strategy", "--log-dir",
+              "--resume", "--overwrite", "--jit-compile", "--precision", "--strategy", "--log-dir",
               "--sample-every", "--checkpoint-every", "--keep-checkpoints", "Examples")
     for script in scripts.values():
         text = script.build_parser().format_help()

@@ -717,7 +717,7 @@ def export_igan_estimator(
     ``recalibration_batches`` (training batches) to re-estimate them first with
     :func:`recalibrate_estimator_batch_norm` (the original igan code never did; without it a
     briefly trained estimator behaves differently in inference mode). :func:`tfinverse.
-    training.igan.train_igan` already does this at the end of training.
+    training.igan.IGAN.finish_training` already does this at the end of training.
 
     Args:
       estimator: the :class:`IganEstimator`.

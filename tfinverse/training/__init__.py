@@ -1,9 +1,11 @@
-"""Training the generative priors: DCGAN, BEGAN and PGGAN trainers, the loop, checkpoints.
+"""Training: the trainer protocol, the DCGAN, BEGAN, PGGAN and igan trainers, the loop, checkpoints.
 
-Each GAN is a ``keras.Model`` subclass in the keras-io idiom (``compile(d_optimizer,
-g_optimizer)``, ``train_step``, ``keras.metrics.Mean`` trackers); :func:`train` drives any of
-them with an explicit loop over a compiled step (see :mod:`tfinverse.training.loop` for why),
-and :func:`run_training` is the complete resumable run behind ``scripts/train_*.py``::
+Every trainer is a :class:`Trainer` (a ``keras.Model`` in the keras-io idiom: ``compile``
+with named optimizers, ``train_step``, ``keras.metrics.Mean`` trackers) with a declared
+update schedule (:class:`UpdateSchedule`, :class:`AdaptiveSchedule`); :func:`train` drives
+any of them with an explicit loop over a compiled step (see :mod:`tfinverse.training.loop`
+for why), and :func:`run_training` is the complete resumable run behind
+``scripts/train_*.py``::
 
     from tfinverse import data, models, training
 
@@ -46,12 +48,21 @@ _LAZY = {
     "DCGANTrainer": "tfinverse.training.dcgan_trainer",
     "dcgan_optimizers": "tfinverse.training.dcgan_trainer",
     "GANTrainer": "tfinverse.training.gan_trainer",
-    "replica_info": "tfinverse.training.gan_trainer",
-    "step_seed": "tfinverse.training.gan_trainer",
+    "Trainer": "tfinverse.training.trainer",
+    "Update": "tfinverse.training.trainer",
+    "UpdateSchedule": "tfinverse.training.trainer",
+    "AdaptiveSchedule": "tfinverse.training.trainer",
+    "StepPlan": "tfinverse.training.trainer",
+    "replica_info": "tfinverse.training.trainer",
+    "step_seed": "tfinverse.training.trainer",
+    "IGAN": "tfinverse.training.igan",
+    "TF1RMSprop": "tfinverse.training.igan",
+    "igan_optimizers": "tfinverse.training.igan",
+    "next_generator_steps": "tfinverse.training.igan",
     "TrainingSummary": "tfinverse.training.loop",
     "compile_train_step": "tfinverse.training.loop",
-    "save_sample_grid": "tfinverse.training.loop",
-    "tile_images": "tfinverse.training.loop",
+    "save_sample_grid": "tfinverse.training.samples",
+    "tile_images": "tfinverse.training.samples",
     "train": "tfinverse.training.loop",
     "PGGAN_BETAS": "tfinverse.training.pggan_trainer",
     "PGGAN_DRIFT_WEIGHT": "tfinverse.training.pggan_trainer",
@@ -71,11 +82,18 @@ _LAZY = {
     "dataset_factory": "tfinverse.training.runner",
     "describe_source": "tfinverse.training.runner",
     "make_strategy": "tfinverse.training.runner",
+    "is_chief": "tfinverse.training.runner",
     "run_training": "tfinverse.training.runner",
 }
 
 
 __all__ = [
+    # the protocol
+    "Trainer",
+    "Update",
+    "UpdateSchedule",
+    "AdaptiveSchedule",
+    "StepPlan",
     # trainers
     "GANTrainer",
     "DCGANTrainer",
@@ -86,6 +104,10 @@ __all__ = [
     "began_learning_rate",
     "pggan_optimizers",
     "reset_optimizer_state",
+    "IGAN",
+    "TF1RMSprop",
+    "igan_optimizers",
+    "next_generator_steps",
     "ProgressiveSchedule",
     "step_seed",
     "replica_info",
@@ -129,6 +151,7 @@ __all__ = [
     "describe_source",
     "dataset_factory",
     "make_strategy",
+    "is_chief",
     "run_training",
 ]
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 from tfinverse.models.began import BEGAN_GAMMA, BEGAN_LAMBDA_K, began_losses, convergence_measure, update_k
 from tfinverse.models.generator import Generator
 from tfinverse.training.gan_trainer import GANTrainer
+from tfinverse.training.trainer import Update, UpdateSchedule
 
 __all__ = [
     "BEGAN_LEARNING_RATE",
@@ -147,17 +148,19 @@ class BEGANTrainer(GANTrainer):
             name="began_k",
             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
+        # Both networks step on gradients of one forward pass, so one joint update per step.
+        self.update_schedule = UpdateSchedule((Update("simultaneous", optimizers=("d", "g")),))
 
-    def train_step(self, data):
+    def phase_simultaneous(self, data, state):
         """One BEGAN iteration (simultaneous D and G updates, then the ``k`` update).
 
         Args:
           data: real images ``[batch, H, W, C]`` in ``[0, 1]`` (or a tuple starting with it).
+          state: the step's shared values (unused).
 
         Returns:
-          Dict of the trackers' results.
+          The tracked values of the step.
         """
-        self.require_compiled()
         real = self.generator.from_unit_range(self.real_images(data))
         latents = self.draw_latents("generator_latents", tf.shape(real)[0])
         d_variables = self.discriminator.trainable_variables
@@ -178,17 +181,14 @@ class BEGANTrainer(GANTrainer):
         loss_real, loss_fake = self.cross_replica_mean([losses["loss_real"], losses["loss_fake"]])
         self.k.assign(update_k(self.k, loss_real, loss_fake, self.gamma, self.lambda_k))
         m_global = convergence_measure(loss_real, loss_fake, self.gamma)
-        self.step.assign_add(1)
-        return self.record(
-            {
-                "d_loss": losses["discriminator_loss"],
-                "g_loss": losses["generator_loss"],
-                "loss_real": losses["loss_real"],
-                "loss_fake": losses["loss_fake"],
-                "k_t": tf.identity(self.k),
-                "m_global": m_global,
-            }
-        )
+        return {
+            "d_loss": losses["discriminator_loss"],
+            "g_loss": losses["generator_loss"],
+            "loss_real": losses["loss_real"],
+            "loss_fake": losses["loss_fake"],
+            "k_t": tf.identity(self.k),
+            "m_global": m_global,
+        }
 
     def checkpoint_items(self):
         return {**super().checkpoint_items(), "began_k": self.k}

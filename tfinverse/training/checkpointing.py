@@ -272,3 +272,23 @@ class TrainingCheckpoint:
             return None
         self.checkpoint.restore(path).assert_existing_objects_matched()
         return path
+
+    def restore_from(self, directory) -> Optional[str]:
+        """Restores the newest checkpoint of another folder into the items (a non-chief
+        worker of a multi-worker run resumes from the chief's checkpoints but saves into
+        its own temporary folder).
+
+        Args:
+          directory: the folder holding the checkpoints to restore.
+
+        Returns:
+          The restored prefix, or None if the folder holds none.
+
+        Raises:
+          AssertionError: (from TensorFlow) if the checkpoint does not match the items.
+        """
+        path = tf.train.latest_checkpoint(str(directory))
+        if path is None:
+            return None
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        return path

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfinverse.losses.adversarial import sigmoid_cross_entropy
 from tfinverse.models.generator import Generator
 from tfinverse.training.gan_trainer import GANTrainer
+from tfinverse.training.trainer import UpdateSchedule
 
 __all__ = [
     "DCGAN_LEARNING_RATE",
@@ -96,6 +97,8 @@ class DCGANTrainer(GANTrainer):
         if int(generator_steps) < 1:
             raise ValueError(f"generator_steps must be >= 1, got {generator_steps}")
         self.generator_steps = int(generator_steps)
+        # One step: a discriminator update, then `generator_steps` generator updates.
+        self.update_schedule = UpdateSchedule.alternating(1, self.generator_steps)
         d_shape = tuple(discriminator.input_shape[1:]) if hasattr(discriminator, "input_shape") else None
         if d_shape is not None and d_shape != tuple(generator.output_shape):
             raise ValueError(
@@ -103,17 +106,17 @@ class DCGANTrainer(GANTrainer):
                 f"{tuple(generator.output_shape)}"
             )
 
-    def train_step(self, data):
-        """One iteration: a discriminator update, then ``generator_steps`` generator updates.
+    def phase_discriminator(self, data, state):
+        """The discriminator update on a real batch and a generated batch.
 
         Args:
           data: real images ``[batch, H, W, C]`` in ``[0, 1]`` (or a tuple whose first entry
             is that batch).
+          state: the step's shared values (receives the latents, reused by the generator).
 
         Returns:
-          Dict of the trackers' results.
+          The D losses and mean ``sigmoid(D)`` values, and ``latents``.
         """
-        self.require_compiled()
         real = self.generator.from_unit_range(self.real_images(data))
         batch = tf.shape(real)[0]
         latents = self.draw_latents("discriminator_latents", batch)
@@ -128,24 +131,24 @@ class DCGANTrainer(GANTrainer):
             d_loss = d_loss_real + d_loss_fake
             target = self.gradient_target(self.d_optimizer, d_loss)
         self.apply_gradients(self.d_optimizer, tape, target, d_variables)
+        return {
+            "latents": latents,
+            "d_loss": d_loss,
+            "d_loss_real": d_loss_real,
+            "d_loss_fake": d_loss_fake,
+            "d_real": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
+            "d_fake": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
+        }
 
-        g_variables = self.generator.trainable_variables
-        g_loss = tf.constant(0.0)
-        for _ in range(self.generator_steps):
-            with tf.GradientTape() as tape:
-                fake = self.generator.native(latents, training=True)
-                g_loss = _cross_entropy(self.discriminator(fake, training=True), 1.0)
-                target = self.gradient_target(self.g_optimizer, g_loss)
-            self.apply_gradients(self.g_optimizer, tape, target, g_variables)
+    def phase_generator(self, data, state):
+        """One generator update on the latents of the step's discriminator update.
 
-        self.step.assign_add(1)
-        return self.record(
-            {
-                "d_loss": d_loss,
-                "g_loss": g_loss,
-                "d_loss_real": d_loss_real,
-                "d_loss_fake": d_loss_fake,
-                "d_real": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
-                "d_fake": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
-            }
-        )
+        Returns:
+          ``{"g_loss"}`` of this update.
+        """
+        with tf.GradientTape() as tape:
+            fake = self.generator.native(state["latents"], training=True)
+            g_loss = _cross_entropy(self.discriminator(fake, training=True), 1.0)
+            target = self.gradient_target(self.g_optimizer, g_loss)
+        self.apply_gradients(self.g_optimizer, tape, target, self.generator.trainable_variables)
+        return {"g_loss": g_loss}

@@ -2,13 +2,16 @@
 
 Scripts build their parsers from this module so that ``--help`` and flag errors answer
 before TensorFlow loads; :mod:`tfinverse.training.runner` runs what the flags describe.
+Every train script (DCGAN, BEGAN, PGGAN, igan) shares the output, checkpoint, schedule and
+hardware flags; the image-dataset flags (``--dataset``, ``--image-size``, ``--channels``)
+and the single ``--lr`` are for the GAN priors only (igan has tasks and two rates).
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from tfinverse.errors import InputError
 from tfinverse.utils.cli import add_common_flags, parse_common_args
@@ -25,7 +28,7 @@ __all__ = [
     "parse_training_args",
 ]
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 # Settings a resumed run may change; every other one must match the checkpointed run.
 RESUMABLE_SETTINGS = (
@@ -44,6 +47,7 @@ RESUMABLE_SETTINGS = (
     "precision",
     "progress",
     "download",
+    "short",
 )
 
 # Settings that belong to one invocation and are never taken over from a resumed run.
@@ -59,12 +63,16 @@ class TrainingSetupError(InputError):
 
 @dataclass(frozen=True)
 class TrainingDefaults:
-    """A script's defaults for the shared flags (the original's values where published)."""
+    """A script's defaults for the shared flags (the original's values where published).
+
+    ``image_size``, ``channels`` and ``learning_rate`` are None for a script without the
+    image-dataset flags and ``--lr`` (igan).
+    """
 
     batch_size: int
-    image_size: int
-    channels: int
-    learning_rate: float
+    image_size: Optional[int]
+    channels: Optional[int]
+    learning_rate: Optional[float]
     steps: Optional[int]
     out: str
     dataset: str = "mnist5k"
@@ -76,21 +84,39 @@ class TrainingDefaults:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """How a script builds its trainer.
+    """How a script builds, feeds and exports its trainer.
 
     Attributes:
       name: short model name (``"dcgan"``), used in messages and metadata.
       validate: ``args -> None``; raises :class:`TrainingSetupError` for impossible settings
         (called before anything is written).
-      build_trainer: ``args -> GANTrainer``, compiled; called inside the strategy scope.
+      build_trainer: ``args -> Trainer``, compiled; called inside the strategy scope.
       default_steps: ``(args, batches_per_epoch) -> steps`` used when ``--steps`` is not
         given (``batches_per_epoch`` is None when the dataset size is unknown).
+      describe_data: ``args -> {"message", ...}`` (default: the image dataset of
+        ``--dataset``; raises :class:`TrainingSetupError` for unavailable data).
+      make_dataset: ``args -> (epoch -> tf.data.Dataset)`` of global training batches
+        (default: ``--dataset`` at ``--image-size``).
+      finish_dataset: ``args -> tf.data.Dataset`` of further batches for the trainer's
+        ``finish_training`` (igan's batch-norm recalibration), or None.
+      export: ``(trainer, out_dir, metadata, args) -> dict`` writes the trained model and
+        returns ``run.json`` entries (default: the generator as a hub SavedModel).
+      write_metadata: ``(args, checkpoint_dir, settings, trainer) -> None`` writes the run's model
+        description next to its checkpoints on a fresh run (igan's ``igan.json``), or None.
+      derived_settings: ``args -> dict`` of settings that are not plain flags but fix the
+        run (igan's task options); stored and checked on resume like flags.
     """
 
     name: str
     validate: Callable[[argparse.Namespace], None]
     build_trainer: Callable[[argparse.Namespace], object]
     default_steps: Callable[[argparse.Namespace, Optional[int]], int]
+    describe_data: Optional[Callable[[argparse.Namespace], Dict[str, Any]]] = None
+    make_dataset: Optional[Callable[[argparse.Namespace], Callable[[int], object]]] = None
+    finish_dataset: Optional[Callable[[argparse.Namespace], object]] = None
+    export: Optional[Callable[..., Dict[str, Any]]] = None
+    write_metadata: Optional[Callable[..., None]] = None
+    derived_settings: Optional[Callable[[argparse.Namespace], Dict[str, Any]]] = None
 
 
 def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingDefaults) -> argparse.ArgumentParser:
@@ -103,16 +129,18 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingDefaul
     Returns:
       ``parser``.
     """
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=defaults.dataset, help="registered dataset (tfinverse.data.available()); offline: mnist5k, ...")
-    data.add_argument("--image-size", type=int, default=defaults.image_size, help="training resolution; other image sizes are resized by the data layer")
-    data.add_argument("--channels", type=int, default=defaults.channels, choices=(1, 3), help="1 (grey) or 3 (RGB); the data layer converts")
-    data.add_argument("--download", action="store_true", help="let tensorflow-datasets download a missing copy")
+    if defaults.image_size is not None:
+        data = parser.add_argument_group("data")
+        data.add_argument("--dataset", default=defaults.dataset, help="registered dataset (tfinverse.data.available()); offline: mnist5k, ...")
+        data.add_argument("--image-size", type=int, default=defaults.image_size, help="training resolution; other image sizes are resized by the data layer")
+        data.add_argument("--channels", type=int, default=defaults.channels, choices=(1, 3), help="1 (grey) or 3 (RGB); the data layer converts")
+        data.add_argument("--download", action="store_true", help="let tensorflow-datasets download a missing copy")
 
     schedule = parser.add_argument_group("schedule")
     schedule.add_argument("--steps", type=int, default=defaults.steps, help="training steps (iterations) to reach in total; a resumed run continues up to it")
-    schedule.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch size (split over replicas)")
-    schedule.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate of both networks")
+    schedule.add_argument("--batch-size", type=int, default=defaults.batch_size, help="global batch size (split over replicas and workers)")
+    if defaults.learning_rate is not None:
+        schedule.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate of both networks")
 
     output = parser.add_argument_group("output")
     output.add_argument("--sample-every", type=int, default=defaults.sample_every, help="save a sample grid every N steps (0: only at the end)")
@@ -124,7 +152,11 @@ def add_training_flags(parser: argparse.ArgumentParser, defaults: TrainingDefaul
     output.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
 
     hardware = parser.add_argument_group("hardware")
-    hardware.add_argument("--strategy", default="default", choices=STRATEGIES, help="'mirrored': data-parallel over all GPUs (or all logical CPUs)")
+    hardware.add_argument(
+        "--strategy", default="default", choices=STRATEGIES,
+        help="'mirrored': data-parallel over all GPUs (or all logical CPUs) of this machine; 'multi_worker': "
+        "over the machines of the TF_CONFIG environment variable (run the same command on each; the chief writes --out)",
+    )
     hardware.add_argument("--jit-compile", action="store_true", help="compile the training step with XLA")
     add_precision_flag(hardware)
     # The flag of earlier versions: --precision float16.

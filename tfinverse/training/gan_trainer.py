@@ -1,13 +1,14 @@
-"""The shared base of the GAN trainers: a ``keras.Model`` holding a generator, a discriminator,
-their two optimizers, a step counter and the run's random streams.
+"""The GAN trainers' base: a :class:`~tfinverse.training.trainer.Trainer` holding a generator,
+a discriminator, their two optimizers (``d`` and ``g``), the step counter and the run's random
+streams.
 
 Each GAN (DCGAN, BEGAN, PGGAN) subclasses :class:`GANTrainer` in the keras-io idiom:
 ``trainer.compile(d_optimizer=..., g_optimizer=...)``, one ``train_step(real_images)`` that
-runs a full iteration (discriminator and generator updates), ``keras.metrics.Mean`` trackers
-in ``trainer.metrics``. ``train_step`` is written for a *replica context*: it may run on one
-device, or on every replica of a ``tf.distribute.MirroredStrategy`` through
-``strategy.run`` (see :mod:`tfinverse.training.loop`), where each replica sees its share of
-the global batch.
+runs a full iteration (the phases of its declared schedule: discriminator and generator
+updates), ``keras.metrics.Mean`` trackers in ``trainer.metrics``. ``train_step`` is written
+for a *replica context*: it may run on one device, or on every replica of a
+``tf.distribute`` strategy through ``strategy.run`` (see :mod:`tfinverse.training.loop`),
+where each replica sees its share of the global batch.
 
 Randomness is stateless and keyed by the run seed and the step counter:
 ``tf.random.stateless_*`` with seed ``fold_in(fold_in([seed, 0], step), purpose)``. A step's
@@ -28,14 +29,15 @@ always computed in float32.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfinverse.models.generator import Generator
-from tfinverse.training.checkpointing import variables_by_path
+from tfinverse.training.samples import save_sample_grid, tile_images
+from tfinverse.training.trainer import SEED_PURPOSES, Trainer, UpdateSchedule, replica_info, step_seed
 
 __all__ = [
     "SEED_PURPOSES",
@@ -44,45 +46,14 @@ __all__ = [
     "replica_info",
 ]
 
-# Fold-in tags that separate the random streams drawn within one step.
-SEED_PURPOSES = {
-    "discriminator_latents": 1,
-    "generator_latents": 2,
-    "interpolation": 3,
-}
 
-
-def step_seed(seed: int, step, purpose: int) -> tf.Tensor:
-    """The stateless seed of one random draw: ``fold_in(fold_in([seed, 0], step), purpose)``.
-
-    Args:
-      seed: the run seed (a Python int in ``[0, 2**32 - 1]``).
-      step: the step counter (int or int64 scalar tensor).
-      purpose: a small int that tells the draws of one step apart.
-
-    Returns:
-      An int64 tensor of shape ``[2]`` for ``tf.random.stateless_*``.
-    """
-    base = tf.constant([int(seed), 0], dtype=tf.int64)
-    keyed = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64), alg="philox")
-    return tf.random.experimental.stateless_fold_in(keyed, int(purpose), alg="philox")
-
-
-def replica_info():
-    """Where the calling code runs within a distribution strategy.
-
-    Returns:
-      ``(replica_id, num_replicas)`` of the current replica context: ``(0, 1)`` without a
-      strategy or in a cross-replica context; ``replica_id`` is an int32 scalar tensor or int.
-    """
-    context = tf.distribute.get_replica_context()
-    if context is None:  # cross-replica context: behave as a single replica
-        return 0, 1
-    return context.replica_id_in_sync_group, int(context.num_replicas_in_sync)
-
-
-class GANTrainer(keras.Model):
+class GANTrainer(Trainer):
     """Base class of the GAN trainers (not used on its own).
+
+    Networks ``generator`` (the generator's Keras network) and ``discriminator``; optimizers
+    ``d`` and ``g`` (``self.d_optimizer``, ``self.g_optimizer``). The default schedule is one
+    discriminator update then one generator update per step (phases ``discriminator`` and
+    ``generator``); subclasses declare their own.
 
     Args:
       generator: the :class:`~tfinverse.models.generator.Generator` being trained (its
@@ -96,11 +67,9 @@ class GANTrainer(keras.Model):
       ValueError: if ``seed`` is not in ``[0, 2**32 - 1]``.
     """
 
-    #: names of the ``keras.metrics.Mean`` trackers (set by subclasses)
-    metric_names: Sequence[str] = ()
+    optimizer_labels = {"d": "discriminator", "g": "generator"}
 
     def __init__(self, generator: Generator, discriminator: keras.Model, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
         if not isinstance(generator, Generator) or not isinstance(getattr(generator, "network", None), keras.Model):
             raise TypeError(
                 "generator must be a tfinverse Generator wrapping a keras network (DCGANGenerator, "
@@ -108,23 +77,13 @@ class GANTrainer(keras.Model):
             )
         if not isinstance(discriminator, keras.Model):
             raise TypeError(f"discriminator must be a keras.Model, got {type(discriminator).__name__}")
-        if isinstance(seed, bool) or not 0 <= int(seed) <= 2**32 - 1:
-            raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+        super().__init__(seed=seed, **kwargs)
         self.generator = generator
         self.generator_network = generator.network
         self.discriminator = discriminator
-        self.seed = int(seed)
-        # One train_step = one increment; ONLY_FIRST_REPLICA lets every replica call assign_add.
-        self.step = tf.Variable(
-            0,
-            dtype=tf.int64,
-            trainable=False,
-            name="step",
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-        )
         self.d_optimizer = None
         self.g_optimizer = None
-        self.trackers: Dict[str, keras.metrics.Mean] = {}
+        self.update_schedule = UpdateSchedule.alternating(1, 1)
 
     # ----------------------------------------------------------------- set-up
     def compile(self, d_optimizer, g_optimizer, loss_scaling: Optional[bool] = None, **kwargs):
@@ -141,21 +100,11 @@ class GANTrainer(keras.Model):
           **kwargs: forwarded to ``keras.Model.compile``.
         """
         super().compile(**kwargs)
-        if loss_scaling is None:
-            loss_scaling = keras.mixed_precision.global_policy().compute_dtype == "float16"
-        self.d_optimizer = self._wrap(d_optimizer, loss_scaling)
-        self.g_optimizer = self._wrap(g_optimizer, loss_scaling)
-        self.d_optimizer.build(self.discriminator_optimizer_variables())
-        self.g_optimizer.build(self.generator_optimizer_variables())
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+        self.attach_optimizers({"d": d_optimizer, "g": g_optimizer}, loss_scaling)
 
-    @staticmethod
-    def _wrap(optimizer, loss_scaling: bool):
-        if not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise TypeError(f"optimizers must be keras.optimizers.Optimizer, got {type(optimizer).__name__}")
-        if loss_scaling and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            return keras.optimizers.LossScaleOptimizer(optimizer)
-        return optimizer
+    def optimizer_variables(self, name: str) -> List[tf.Variable]:
+        """Variables optimizer ``"d"`` or ``"g"`` is built on."""
+        return self.discriminator_optimizer_variables() if name == "d" else self.generator_optimizer_variables()
 
     def discriminator_optimizer_variables(self) -> List[tf.Variable]:
         """Variables the discriminator optimizer is built on (all trainable D weights)."""
@@ -165,14 +114,9 @@ class GANTrainer(keras.Model):
         """Variables the generator optimizer is built on (all trainable G weights)."""
         return list(self.generator_network.trainable_variables)
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def require_compiled(self) -> None:
-        """Raises RuntimeError unless :meth:`compile` has attached both optimizers."""
-        if self.d_optimizer is None or self.g_optimizer is None:
-            raise RuntimeError(f"{type(self).__name__}.compile(d_optimizer, g_optimizer) must be called first")
+    def networks(self) -> Dict[str, keras.Model]:
+        """``{"generator": G's network, "discriminator": D}``."""
+        return {"generator": self.generator_network, "discriminator": self.discriminator}
 
     # ----------------------------------------------------------------- randomness
     def draw_latents(self, purpose: str, local_batch, step=None) -> tf.Tensor:
@@ -219,78 +163,7 @@ class GANTrainer(keras.Model):
         start = tf.cast(replica_id, tf.int32) * local_batch
         return values[start : start + local_batch]
 
-    # ----------------------------------------------------------------- updates
-    @staticmethod
-    def gradient_target(optimizer, loss: tf.Tensor) -> tf.Tensor:
-        """The value to differentiate for ``loss`` (compute it inside the tape).
-
-        Args:
-          optimizer: the optimizer that will apply the gradients.
-          loss: this replica's scalar loss (a mean over its share of the batch).
-
-        Returns:
-          ``loss / num_replicas`` (optimizers sum replica gradients), times the loss scale of
-          a ``LossScaleOptimizer`` (which divides it out again when applying).
-        """
-        _, num_replicas = replica_info()
-        return optimizer.scale_loss(tf.cast(loss, tf.float32) / float(num_replicas))
-
-    @staticmethod
-    def apply_gradients(optimizer, tape: tf.GradientTape, target: tf.Tensor, variables) -> None:
-        """Differentiates ``target`` and applies the non-``None`` gradients.
-
-        Variables outside the current graph (PGGAN layers of other levels) get no gradient
-        and are left alone.
-
-        Args:
-          optimizer: the optimizer (built on a superset of ``variables``).
-          tape: the tape that recorded ``target``.
-          target: from :meth:`gradient_target`.
-          variables: the variables to update.
-
-        Raises:
-          ValueError: if no variable receives a gradient.
-        """
-        variables = list(variables)
-        gradients = tape.gradient(target, variables)
-        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
-        if not pairs:
-            raise ValueError("no variable received a gradient; is the loss connected to the model?")
-        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-
-    @staticmethod
-    def cross_replica_mean(values: Sequence[tf.Tensor]) -> List[tf.Tensor]:
-        """Means over replicas, e.g. of the losses that drive BEGAN's ``k_t``.
-
-        Args:
-          values: scalar tensors of this replica.
-
-        Returns:
-          Their float32 means over all replicas (the values themselves on one device).
-        """
-        context = tf.distribute.get_replica_context()
-        values = [tf.cast(v, tf.float32) for v in values]
-        if context is None or context.num_replicas_in_sync == 1:
-            return values
-        return list(context.all_reduce(tf.distribute.ReduceOp.MEAN, values))
-
-    def record(self, values: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        """Updates the trackers and returns their results (the Keras ``train_step`` contract).
-
-        Args:
-          values: tracker name -> this step's scalar value.
-
-        Returns:
-          tracker name -> mean since the trackers were last reset.
-        """
-        for name, value in values.items():
-            self.trackers[name].update_state(tf.cast(value, tf.float32))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
     # ----------------------------------------------------------------- contract
-    def train_step(self, data):  # pragma: no cover - abstract
-        raise NotImplementedError
-
     @property
     def image_shape(self):
         """``(H, W, C)`` of the real images ``train_step`` expects (the generator's output)."""
@@ -315,6 +188,12 @@ class GANTrainer(keras.Model):
             )
         return tf.cast(images, tf.float32)
 
+    def split_batches(self, data, plan):
+        # Keras fit hands (x,) or (x, y) tuples: a GAN batch is the images, whatever follows.
+        if plan.num_batches == 1 and isinstance(data, (tuple, list)):
+            data = data[0]
+        return super().split_batches(data, plan)
+
     def call(self, z, training=False):
         """Generates ``[0, 1]`` images from latents (the generator; lets Keras call the model).
 
@@ -327,48 +206,20 @@ class GANTrainer(keras.Model):
         """
         return self.generator(z, training=training)
 
-    def trace_key(self):
-        """Hashable description of the graph ``train_step`` builds; a training loop compiles
-        one step function per key (PGGAN: one per level)."""
-        return None
-
-    def prepare_step(self, step: int, images_seen: int) -> None:
-        """Called by the training loop before each step, outside compiled code (PGGAN sets its
-        level and fade-in here; the others do nothing).
+    # ----------------------------------------------------------------- samples
+    def fixed_sample_inputs(self, count: int, seed: int):
+        """The fixed latent batch of the sample grids (``self.fixed_samples`` when set).
 
         Args:
-          step: the step about to run.
-          images_seen: images shown before it (``step * global_batch_size``).
-        """
-
-    def after_restore(self) -> None:
-        """Called after a checkpoint was restored (PGGAN re-applies its restored level)."""
-
-    def checkpoint_items(self) -> Dict[str, object]:
-        """Everything a checkpoint must hold to resume this trainer exactly: both networks'
-        variables by path (see :func:`~tfinverse.training.checkpointing.variables_by_path`),
-        both optimizers and the step counter."""
-        self.require_compiled()
-        return {
-            "generator": variables_by_path(self.generator_network),
-            "discriminator": variables_by_path(self.discriminator),
-            "g_optimizer": self.g_optimizer,
-            "d_optimizer": self.d_optimizer,
-            "step": self.step,
-        }
-
-    def log_scalars(self) -> Dict[str, float]:
-        """Extra scalars for TensorBoard besides the trackers.
+          count: how many latents.
+          seed: the run seed (the latents are drawn from ``default_rng([seed, 0x5A3D])``).
 
         Returns:
-          name -> value: the learning rates (PGGAN adds level, alpha and resolution).
+          float32 numpy ``[count, latent_dim]``.
         """
-        self.require_compiled()
-        # float32 values shown with their shortest decimal form (2e-4, not 0.00019999999)
-        return {
-            "learning_rate/generator": float(str(np.float32(self.g_optimizer.learning_rate))),
-            "learning_rate/discriminator": float(str(np.float32(self.d_optimizer.learning_rate))),
-        }
+        if self.fixed_samples is not None:
+            return self.fixed_samples
+        return self.generator.sample_latent(int(count), np.random.default_rng([int(seed), 0x5A3D]))
 
     def sample(self, latents) -> np.ndarray:
         """Generated images for fixed latents, in inference mode.
@@ -380,3 +231,17 @@ class GANTrainer(keras.Model):
           float32 numpy ``[n, H, W, C]`` in ``[0, 1]`` (PGGAN: at the current level).
         """
         return np.asarray(self.generator(latents, training=False))
+
+    def sample_grid(self, latents):
+        """An about square grid of the generated images (no column labels)."""
+        images = np.clip(self.sample(latents), 0.0, 1.0)
+        columns = int(np.ceil(np.sqrt(len(images))))
+        return [list(images[i : i + columns]) for i in range(0, len(images), columns)], None
+
+    def write_sample_grid(self, path, latents):
+        """Writes the generated images of ``latents`` as an about square PNG grid."""
+        return save_sample_grid(path, self.sample(latents))
+
+    def sample_mosaic(self, latents):
+        """The generated images tiled into one image (TensorBoard)."""
+        return tile_images(self.sample(latents))

@@ -45,27 +45,35 @@ loss D1's real batch is the paired ``x`` and the dual mapping uses ``x2``, as th
 ``XY_pair`` batches did. Every network runs in training mode (batch statistics) in every
 update, as in the original.
 
-:func:`train_igan` runs the loop with checkpoints (resumable: generator-step count, ``mm``
-and the steps left in the current round are checkpointed), TensorBoard scalars and sample
-grids, and a progress bar; :meth:`IGAN.export` writes the SavedModel ``y -> (component,
-clean)``.
+On the trainer protocol (:mod:`tfinverse.training.trainer`): :class:`IGAN` is a
+:class:`~tfinverse.training.trainer.Trainer` trained by the one loop
+(:func:`tfinverse.training.loop.train`) and runner (``scripts/train_igan.py``). Its schedule
+is an :class:`~tfinverse.training.trainer.AdaptiveSchedule`: one loop step is one GENERATOR
+step (checkpoints are numbered by generator steps); when a round is due the loop hands the
+step two fresh batches, the first for the round (phases ``d1``, ``d2``, then ``end_round``,
+which applies the ``mm`` rule), the second for the generator update, otherwise one fresh
+batch for the generator update. So every discriminator round and every generator step sees
+its own batch, as in the original. The ``mm`` state (``mm``, the steps left in the round,
+the round count and the round's losses) is checkpointed. Under ``tf.distribute`` the round's
+losses are averaged over replicas before the rule, so every replica takes the same decision.
+:meth:`IGAN.export` writes the SavedModel ``y -> (component, clean)``.
 
 Batch norm (our addition): as training only ever uses batch statistics and the moving
-averages have momentum 0.999, :func:`train_igan` ends by re-estimating the estimator's moving
-statistics from 50 more training batches (:meth:`IGAN.recalibrate_batch_norm`), before its
-final checkpoint, so the exported inference-mode estimator is the trained function. The
-original exported the moving averages as they were.
+averages have momentum 0.999, training ends (:meth:`IGAN.finish_training`, called by the
+loop before its final checkpoint) by re-estimating the estimator's moving statistics from
+50 more batches of a separate stream (:meth:`IGAN.recalibrate_batch_norm`), so the exported
+inference-mode estimator is the trained function. The original exported the moving
+averages as they were. Sample grids show the estimator as trained (batch statistics) on a
+fixed batch of held-out samples, leaving the moving statistics untouched.
 
 Losses are the single definitions of :mod:`tfinverse.losses`.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -87,9 +95,8 @@ from tfinverse.models.igan import (
     export_igan_estimator,
     recalibrate_estimator_batch_norm,
 )
-from tfinverse.training.batch_norm import BatchNormRecalibration
-from tfinverse.training.checkpointing import TrainingCheckpoint
-from tfinverse.utils.cli import progress, summary_images, summary_scalar
+from tfinverse.training.batch_norm import BatchNormRecalibration, batch_norm_layers
+from tfinverse.training.trainer import AdaptiveSchedule, Trainer, Update
 from tfinverse.utils.results import save_image_grid
 
 __all__ = [
@@ -108,9 +115,7 @@ __all__ = [
     "next_generator_steps",
     "IGAN_BN_RECALIBRATION_BATCHES",
     "IGAN",
-    "IganTrainingSummary",
     "display_images",
-    "train_igan",
 ]
 
 GAN_MODELS = ("vanilla", "ls", "wgan")
@@ -256,17 +261,25 @@ def next_generator_steps(mm, discriminator_losses: Sequence, threshold: float, i
     return tf.where(below, mm + int(increment), tf.constant(1, tf.int64))
 
 
-class IGAN(keras.Model):
-    """The igan game as a ``keras.Model`` (keras-io idiom): estimator G, D1 on x, D2 on y.
+def _state_variable(value, dtype, name):
+    # Every replica assigns the same value; ONLY_FIRST_REPLICA lets them (tf.distribute).
+    return tf.Variable(value, dtype=dtype, trainable=False, name=name,
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
-    One call of :meth:`train_step` is one GENERATOR update, preceded by a discriminator round
-    when the previous round's ``mm`` generator updates are used up (so ``fit`` with
-    ``steps_per_epoch=n`` makes ``n`` generator steps; there the round shares the batch of
-    its first generator step). :func:`train_igan` instead draws a fresh batch for each
-    discriminator round, as the original did.
 
-    State variables (checkpointed): ``generator_steps``, ``discriminator_rounds``, ``mm``,
-    ``remaining_generator_steps`` and the last round's ``d1_loss`` / ``d2_loss``.
+class IGAN(Trainer):
+    """The igan game as a trainer (keras-io idiom): estimator G, D1 on x, D2 on y.
+
+    Optimizers ``g`` (estimator), ``d1`` and ``d2`` (``self.g_optimizer`` ...). One step is one
+    GENERATOR update; its schedule (an :class:`~tfinverse.training.trainer.AdaptiveSchedule`)
+    puts a discriminator round before it when the previous round's ``mm`` generator updates
+    are used up. Run by :func:`tfinverse.training.loop.train`, a round and its generator
+    update each get a fresh batch (see the module docstring); under ``keras.Model.fit``
+    (one batch per call) a due round shares the batch of its first generator step.
+
+    State variables (checkpointed): the step counter ``step`` (= ``generator_steps``),
+    ``discriminator_rounds``, ``mm``, ``remaining_generator_steps`` and the last round's
+    ``d1_loss`` / ``d2_loss``.
 
     Args:
       estimator: an :class:`~tfinverse.models.igan.IganEstimator`.
@@ -277,6 +290,9 @@ class IGAN(keras.Model):
       paired_loss_min_over_permutations: the MNIST + MNIST variant of the paired loss.
       paired_loss_weight: its weight (1000).
       mm_increment: generator updates added while a discriminator wins (5).
+      recalibration_batches: batch-norm recalibration passes at the end of training
+        (:meth:`finish_training`; 50; 0: keep the moving averages of training).
+      seed: the run seed (igan draws no random numbers inside a step; kept for the protocol).
       name: model name.
 
     Raises:
@@ -284,6 +300,9 @@ class IGAN(keras.Model):
       ValueError: if ``dual_mapping`` is on but ``d2`` is None, or the discriminators'
         input shapes do not match the estimator's.
     """
+
+    metric_names = ("d1_loss", "d2_loss", "g_loss", "g_adversarial", "paired_loss", "clean_mae", "mm")
+    optimizer_labels = {"g": "estimator", "d1": "d1", "d2": "d2"}
 
     def __init__(
         self,
@@ -295,9 +314,11 @@ class IGAN(keras.Model):
         paired_loss_min_over_permutations: bool = False,
         paired_loss_weight: float = PAIRED_LOSS_WEIGHT,
         mm_increment: int = MM_INCREMENT,
+        recalibration_batches: int = IGAN_BN_RECALIBRATION_BATCHES,
+        seed: int = 0,
         name: str = "igan",
     ):
-        super().__init__(name=name)
+        super().__init__(seed=seed, name=name)
         if not isinstance(estimator, IganEstimator):
             raise TypeError(f"estimator must be a tfinverse.models.igan.IganEstimator, got {type(estimator).__name__}")
         if dual_mapping and d2 is None:
@@ -310,6 +331,8 @@ class IGAN(keras.Model):
                 raise ValueError(
                     f"{label} takes inputs of shape {shape} but the estimator works on {estimator.input_shape}"
                 )
+        if int(recalibration_batches) < 0:
+            raise ValueError(f"recalibration_batches must be >= 0, got {recalibration_batches}")
         self.estimator = estimator
         self.estimator_network = estimator.network
         self.d1 = d1
@@ -319,20 +342,24 @@ class IGAN(keras.Model):
         self.paired_loss_min_over_permutations = bool(paired_loss_min_over_permutations)
         self.paired_loss_weight = float(paired_loss_weight)
         self.mm_increment = int(mm_increment)
-        self.generator_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="generator_steps")
-        self.discriminator_rounds = tf.Variable(0, dtype=tf.int64, trainable=False, name="discriminator_rounds")
-        self.mm = tf.Variable(1, dtype=tf.int64, trainable=False, name="mm")
-        self.remaining_generator_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="remaining")
-        self.last_d1_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="d1_loss")
-        self.last_d2_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="d2_loss")
+        self.recalibration_batches = int(recalibration_batches)
+        self.discriminator_rounds = _state_variable(0, tf.int64, "discriminator_rounds")
+        self.mm = _state_variable(1, tf.int64, "mm")
+        self.remaining_generator_steps = _state_variable(0, tf.int64, "remaining")
+        self.last_d1_loss = _state_variable(0.0, tf.float32, "d1_loss")
+        self.last_d2_loss = _state_variable(0.0, tf.float32, "d2_loss")
         self.gan_model = None
         self.d_threshold = None
         self.g_optimizer = self.d1_optimizer = self.d2_optimizer = None
-        self._compiled_steps = None
         self.batch_norm_recalibration: Optional[BatchNormRecalibration] = None
         self.built = True  # the sub-networks are built functional models
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def generator_steps(self) -> tf.Variable:
+        """The generator-step count (the step counter: one step is one generator update)."""
+        return self.step
+
     def compile(
         self,
         g_optimizer=None,
@@ -341,37 +368,54 @@ class IGAN(keras.Model):
         gan_model: str = "vanilla",
         d_threshold: Optional[float] = None,
         jit_compile: bool = False,
+        loss_scaling: Optional[bool] = None,
         **kwargs,
     ):
-        """Attaches the optimizers and the GAN model.
+        """Attaches the optimizers, the GAN model and the declared schedule.
 
         Args:
           g_optimizer: estimator optimizer (default: the original's for ``gan_model``).
           d1_optimizer: D1 optimizer (default likewise).
-          d2_optimizer: D2 optimizer (default likewise).
+          d2_optimizer: D2 optimizer (default likewise; unused without dual mapping).
           gan_model: ``"vanilla"``, ``"ls"`` or ``"wgan"`` (original names accepted).
           d_threshold: the ``mm`` threshold (default :data:`D_THRESHOLDS`).
-          jit_compile: compile the steps with XLA (``train_step`` under ``fit`` and the
-            functions of :meth:`compiled_steps`).
+          jit_compile: XLA for ``train_step`` under ``fit`` (the loop has its own flag).
+          loss_scaling: wrap the optimizers in ``LossScaleOptimizer`` (default: under
+            ``mixed_float16``).
           **kwargs: forwarded to ``keras.Model.compile``.
         """
         self.gan_model = canonical_gan_model(gan_model)
         defaults = igan_optimizers(self.gan_model)
-        self.g_optimizer = g_optimizer or defaults[0]
-        self.d1_optimizer = d1_optimizer or defaults[1]
-        self.d2_optimizer = d2_optimizer or defaults[2]
-        for optimizer in (self.g_optimizer, self.d1_optimizer, self.d2_optimizer):
-            if not isinstance(optimizer, keras.optimizers.Optimizer):
-                raise TypeError(f"optimizers must be keras.optimizers.Optimizer, got {type(optimizer).__name__}")
         self.d_threshold = float(D_THRESHOLDS[self.gan_model] if d_threshold is None else d_threshold)
-        # Build the slots now so a checkpoint restores into existing variables.
-        self.g_optimizer.build(self.estimator_network.trainable_variables)
-        self.d1_optimizer.build(self.d1.trainable_variables)
+        round_updates = [Update("d1", optimizers=("d1",))]
+        if self.dual_mapping:
+            round_updates.append(Update("d2", optimizers=("d2",)))
+        # The original's loop: a round of D updates, then mm generator steps, mm adapted per round.
+        self.update_schedule = AdaptiveSchedule(
+            round_updates=tuple(round_updates),
+            step_updates=(Update("generator", optimizers=("g",)),),
+            rule="mm <- mm + increment if a round's discriminator loss < threshold else 1",
+            threshold=self.d_threshold,
+            increment=self.mm_increment,
+            extra={"gan_model": self.gan_model},
+        )
+        optimizers = {"g": g_optimizer or defaults[0], "d1": d1_optimizer or defaults[1]}
         if self.d2 is not None:
-            self.d2_optimizer.build(self.d2.trainable_variables)
-        self.jit_compile_steps = bool(jit_compile)
-        self._compiled_steps = None
-        super().compile(optimizer=self.g_optimizer, jit_compile=bool(jit_compile), **kwargs)
+            optimizers["d2"] = d2_optimizer or defaults[2]
+        keras.Model.compile(self, jit_compile=bool(jit_compile), **kwargs)
+        self.attach_optimizers(optimizers, loss_scaling)
+
+    def optimizer_variables(self, name: str) -> List[tf.Variable]:
+        """Trainable variables of the estimator (``g``), D1 (``d1``) or D2 (``d2``)."""
+        network = {"g": self.estimator_network, "d1": self.d1, "d2": self.d2}[name]
+        return list(network.trainable_variables)
+
+    def networks(self) -> Dict[str, keras.Model]:
+        """``estimator``, ``d1`` and (with it) ``d2``."""
+        nets = {"estimator": self.estimator_network, "d1": self.d1}
+        if self.d2 is not None:
+            nets["d2"] = self.d2
+        return nets
 
     def require_compiled(self) -> None:
         if self.gan_model is None:
@@ -396,35 +440,61 @@ class IGAN(keras.Model):
             return y, x, x2, x
         return y, x2, tf.roll(x2, shift=1, axis=0), x
 
-    # ------------------------------------------------------------------ updates
-    def _apply(self, optimizer, tape, loss, variables) -> None:
-        variables = list(variables)
-        gradients = tape.gradient(loss, variables)
-        optimizer.apply(gradients, variables)
+    def split_batches(self, data, plan):
+        if plan.num_batches == 1 and isinstance(data, (tuple, list)):
+            data = data[0]  # keras fit: (batch,) or (batch, target)
+        return super().split_batches(data, plan)
 
+    # ------------------------------------------------------------------ phases
     def _clip(self, discriminator: keras.Model) -> None:
         if self.gan_model == "wgan":
             clip_weights(discriminator.trainable_variables, WGAN_CLIP_VALUE)
 
-    def _discriminator_updates(self, batch) -> Tuple[tf.Tensor, tf.Tensor]:
-        y, x1, x_dual, _ = self._batch_parts(batch)
-        z = self.estimator_network(y, training=True)
+    def _round_component(self, batch, state):
+        # Both discriminator updates of a round share one estimator forward pass.
+        if "round_z" not in state:
+            y = self._batch_parts(batch)[0]
+            state["round_z"] = tf.stop_gradient(self.estimator_network(y, training=True))
+        return state["round_z"]
+
+    def phase_d1(self, batch, state):
+        """D1's update: real ``x1`` against ``X_gen = clip(y - G(y), 0, inf)``.
+
+        Returns:
+          ``{"d1_loss", "round_z"}`` (the loss before the update).
+        """
+        y, x1, _, _ = self._batch_parts(batch)
+        z = self._round_component(batch, state)
         x_gen = tf.stop_gradient(self.estimator.clean_from(y, z))
         with tf.GradientTape() as tape:
-            d1_loss = discriminator_loss(
-                self.gan_model, self.d1(x1, training=True), self.d1(x_gen, training=True)
-            )
-        self._apply(self.d1_optimizer, tape, d1_loss, self.d1.trainable_variables)
+            d1_loss = discriminator_loss(self.gan_model, self.d1(x1, training=True), self.d1(x_gen, training=True))
+            target = self.gradient_target(self.d1_optimizer, d1_loss)
+        self.apply_gradients(self.d1_optimizer, tape, target, self.d1.trainable_variables)
         self._clip(self.d1)
-        d2_loss = tf.constant(0.0)
-        if self.dual_mapping:
-            y_gen = tf.stop_gradient(self.estimator.observation_from(x_dual, z))
-            with tf.GradientTape() as tape:
-                d2_loss = discriminator_loss(
-                    self.gan_model, self.d2(y, training=True), self.d2(y_gen, training=True)
-                )
-            self._apply(self.d2_optimizer, tape, d2_loss, self.d2.trainable_variables)
-            self._clip(self.d2)
+        return {"d1_loss": tf.cast(d1_loss, tf.float32), "round_z": z}
+
+    def phase_d2(self, batch, state):
+        """D2's update (random dual mapping): real ``y`` against ``Y_gen = x_dual + G(y)``.
+
+        Returns:
+          ``{"d2_loss"}`` (before the update).
+        """
+        y, _, x_dual, _ = self._batch_parts(batch)
+        z = self._round_component(batch, state)
+        y_gen = tf.stop_gradient(self.estimator.observation_from(x_dual, z))
+        with tf.GradientTape() as tape:
+            d2_loss = discriminator_loss(self.gan_model, self.d2(y, training=True), self.d2(y_gen, training=True))
+            target = self.gradient_target(self.d2_optimizer, d2_loss)
+        self.apply_gradients(self.d2_optimizer, tape, target, self.d2.trainable_variables)
+        self._clip(self.d2)
+        return {"d2_loss": tf.cast(d2_loss, tf.float32)}
+
+    def phase_end_round(self, batch, state):
+        """The ``mm`` rule on the round's losses (averaged over replicas); starts the round's
+        ``mm`` generator steps."""
+        d1_loss = state["d1_loss"]
+        d2_loss = state.get("d2_loss", tf.constant(0.0))
+        d1_loss, d2_loss = self.cross_replica_mean([d1_loss, d2_loss])
         losses = [d1_loss, d2_loss] if self.dual_mapping else [d1_loss]
         mm = next_generator_steps(self.mm, losses, self.d_threshold, self.mm_increment)
         self.mm.assign(mm)
@@ -432,36 +502,31 @@ class IGAN(keras.Model):
         self.discriminator_rounds.assign_add(1)
         self.last_d1_loss.assign(d1_loss)
         self.last_d2_loss.assign(d2_loss)
-        return d1_loss, d2_loss
+        return {}
 
-    def discriminator_round(self, batch) -> Dict[str, tf.Tensor]:
-        """D1 update, D2 update (with dual mapping), then the ``mm`` rule.
+    def phase_round_if_due(self, batch, state):
+        """Under ``fit``: the round (D1, D2, the rule) on this batch when it is due."""
 
-        Args:
-          batch: a task batch dict (``y``, ``x``, ``x2``).
+        def run_round():
+            round_state: Dict[str, Any] = {}
+            round_state.update(self.phase_d1(batch, round_state))
+            if self.dual_mapping:
+                round_state.update(self.phase_d2(batch, round_state))
+            self.phase_end_round(batch, round_state)
+            return tf.constant(True)
 
-        Returns:
-          ``{"d1_loss", "d2_loss", "mm"}`` (losses before the update; ``d2_loss`` is 0
-          without dual mapping).
-        """
-        self.require_compiled()
-        d1_loss, d2_loss = self._discriminator_updates(batch)
-        return {"d1_loss": d1_loss, "d2_loss": d2_loss, "mm": self.mm.value()}
+        tf.cond(self.remaining_generator_steps <= 0, run_round, lambda: tf.constant(False))
+        return {}
 
-    def generator_step(self, batch) -> Dict[str, tf.Tensor]:
-        """One estimator update; counts a generator step and uses up one of the round's.
-
-        Args:
-          batch: a task batch dict (``y``, ``x``, ``x2``).
+    def phase_generator(self, batch, state):
+        """One estimator update; uses up one of the round's generator steps.
 
         Returns:
-          Scalars ``g_loss`` (total), ``g_adversarial``, ``paired_loss`` (0 when off),
-          ``d1_fake``/``d2_fake`` (mean logits on the fakes), ``clean_mae`` (mean
-          |X_gen - x| against the paired clean image: monitoring only, never a gradient),
-          ``generator_steps`` and ``mm``; and tensors ``y``, ``z``, ``x_gen``, ``x`` of the
-          batch for sample grids.
+          ``g_loss`` (total), ``g_adversarial``, ``paired_loss`` (0 when off),
+          ``d1_fake``/``d2_fake`` (mean logits on the fakes), ``clean_mae`` (mean |X_gen - x|
+          against the paired clean image: monitoring only, never a gradient), and tensors
+          ``y``, ``z``, ``x_gen``, ``x`` of the batch.
         """
-        self.require_compiled()
         y, x1, x_dual, x = self._batch_parts(batch)
         with tf.GradientTape() as tape:
             z = self.estimator_network(y, training=True)
@@ -474,12 +539,10 @@ class IGAN(keras.Model):
                 adversarial = adversarial + generator_loss_term(self.gan_model, d2_fake)
             supervised = tf.constant(0.0)
             if self.paired:
-                supervised = paired_loss(
-                    x_gen, x1, y, self.paired_loss_weight, self.paired_loss_min_over_permutations
-                )
+                supervised = paired_loss(x_gen, x1, y, self.paired_loss_weight, self.paired_loss_min_over_permutations)
             g_loss = adversarial + supervised
-        self._apply(self.g_optimizer, tape, g_loss, self.estimator_network.trainable_variables)
-        self.generator_steps.assign_add(1)
+            target = self.gradient_target(self.g_optimizer, g_loss)
+        self.apply_gradients(self.g_optimizer, tape, target, self.estimator_network.trainable_variables)
         self.remaining_generator_steps.assign_sub(1)
         return {
             "g_loss": g_loss,
@@ -487,62 +550,71 @@ class IGAN(keras.Model):
             "paired_loss": supervised,
             "d1_fake": tf.reduce_mean(tf.cast(d1_fake, tf.float32)),
             "d2_fake": tf.reduce_mean(tf.cast(d2_fake, tf.float32)),
-            "clean_mae": tf.reduce_mean(tf.abs(x_gen - x)),
-            "generator_steps": self.generator_steps.value(),
-            "mm": self.mm.value(),
+            "clean_mae": tf.reduce_mean(tf.abs(tf.cast(x_gen, tf.float32) - x)),
             "y": y,
             "z": z,
             "x_gen": x_gen,
             "x": x,
         }
 
-    def needs_discriminator_round(self) -> bool:
+    def step_metrics(self, state):
+        return {
+            "d1_loss": self.last_d1_loss.value(),
+            "d2_loss": self.last_d2_loss.value(),
+            "g_loss": state["g_loss"],
+            "g_adversarial": state["g_adversarial"],
+            "paired_loss": state["paired_loss"],
+            "clean_mae": state["clean_mae"],
+            "mm": tf.cast(self.mm.value(), tf.float32),
+        }
+
+    # ------------------------------------------------------------------ schedule
+    def round_due(self) -> bool:
         """True when the current round's generator updates are used up."""
         return int(self.remaining_generator_steps.numpy()) <= 0
 
-    def train_step(self, data):
-        """One generator step, preceded by a discriminator round when one is due.
+    needs_discriminator_round = round_due
+
+    def discriminator_round(self, batch) -> Dict[str, tf.Tensor]:
+        """D1 update, D2 update (with dual mapping), then the ``mm`` rule (outside the loop).
 
         Args:
-          data: a task batch dict (or a tuple whose first entry is one).
+          batch: a task batch dict (``y``, ``x``, ``x2``).
 
         Returns:
-          Scalar logs: ``d1_loss``, ``d2_loss`` (of the latest round), ``g_loss``,
-          ``paired_loss``, ``clean_mae``, ``mm``, ``generator_steps``.
+          ``{"d1_loss", "d2_loss", "mm"}`` (losses before the update; ``d2_loss`` is 0
+          without dual mapping).
         """
         self.require_compiled()
-        if isinstance(data, (tuple, list)):
-            data = data[0]
+        state: Dict[str, Any] = {}
+        state.update(self.phase_d1(batch, state))
+        if self.dual_mapping:
+            state.update(self.phase_d2(batch, state))
+        self.phase_end_round(batch, state)
+        return {"d1_loss": state["d1_loss"], "d2_loss": state.get("d2_loss", tf.constant(0.0)), "mm": self.mm.value()}
 
-        def run_round():
-            return self._discriminator_updates(data)
+    def generator_step(self, batch) -> Dict[str, tf.Tensor]:
+        """One estimator update counted as a step (outside the loop).
 
-        def keep():
-            return self.last_d1_loss.value(), self.last_d2_loss.value()
+        Args:
+          batch: a task batch dict (``y``, ``x``, ``x2``).
 
-        d1_loss, d2_loss = tf.cond(self.remaining_generator_steps <= 0, run_round, keep)
-        logs = self.generator_step(data)
-        return {
-            "d1_loss": d1_loss,
-            "d2_loss": d2_loss,
-            "g_loss": logs["g_loss"],
-            "paired_loss": logs["paired_loss"],
-            "clean_mae": logs["clean_mae"],
-            "mm": tf.cast(logs["mm"], tf.float32),
-            "generator_steps": tf.cast(logs["generator_steps"], tf.float32),
-        }
-
-    def compiled_steps(self):
-        """``(discriminator_round, generator_step)`` as ``tf.function`` s (XLA when compiled
-        with ``jit_compile=True``); traced once per batch signature and cached."""
+        Returns:
+          The values of :meth:`phase_generator`, ``generator_steps`` and ``mm``.
+        """
         self.require_compiled()
-        if self._compiled_steps is None:
-            jit = bool(getattr(self, "jit_compile_steps", False))
-            self._compiled_steps = (
-                tf.function(self.discriminator_round, jit_compile=jit),
-                tf.function(self.generator_step, jit_compile=jit),
-            )
-        return self._compiled_steps
+        logs = self.phase_generator(batch, {})
+        self.step.assign_add(1)
+        return {**logs, "generator_steps": self.step.value(), "mm": self.mm.value()}
+
+    def schedule_state(self) -> Dict[str, int]:
+        """The counters as Python ints (generator steps, rounds, mm, steps left)."""
+        return {
+            "generator_steps": int(self.step.numpy()),
+            "discriminator_rounds": int(self.discriminator_rounds.numpy()),
+            "mm": int(self.mm.numpy()),
+            "remaining_generator_steps": int(self.remaining_generator_steps.numpy()),
+        }
 
     # ------------------------------------------------------------------ inference, state
     def call(self, y, training: bool = False):
@@ -555,14 +627,18 @@ class IGAN(keras.Model):
         return z.numpy(), x.numpy()
 
     def checkpoint_items(self) -> Dict[str, object]:
-        """Everything a checkpoint holds to resume exactly (networks, optimizers, schedule)."""
+        """Everything a checkpoint holds to resume exactly (networks, optimizers, schedule).
+
+        The networks are checkpointed as objects (not by variable path):
+        ``scripts/deploy_igan.py`` restores ``tf.train.Checkpoint(estimator=network)``.
+        """
         self.require_compiled()
         items = {
             "estimator": self.estimator_network,
             "d1": self.d1,
             "g_optimizer": self.g_optimizer,
             "d1_optimizer": self.d1_optimizer,
-            "generator_steps": self.generator_steps,
+            "step": self.step,
             "discriminator_rounds": self.discriminator_rounds,
             "mm": self.mm,
             "remaining_generator_steps": self.remaining_generator_steps,
@@ -573,14 +649,40 @@ class IGAN(keras.Model):
             items.update(d2=self.d2, d2_optimizer=self.d2_optimizer)
         return items
 
-    def schedule_state(self) -> Dict[str, int]:
-        """The counters as Python ints (generator steps, rounds, mm, steps left)."""
+    def log_scalars(self) -> Dict[str, float]:
+        """Learning rates, ``schedule/mm`` and ``schedule/discriminator_rounds``."""
         return {
-            "generator_steps": int(self.generator_steps.numpy()),
-            "discriminator_rounds": int(self.discriminator_rounds.numpy()),
-            "mm": int(self.mm.numpy()),
-            "remaining_generator_steps": int(self.remaining_generator_steps.numpy()),
+            **super().log_scalars(),
+            "schedule/mm": float(self.mm.numpy()),
+            "schedule/discriminator_rounds": float(self.discriminator_rounds.numpy()),
         }
+
+    def finish_training(self, batches=None) -> Optional[Dict[str, Any]]:
+        """Re-estimates the estimator's batch-norm statistics from ``self.recalibration_batches``
+        batches of ``batches`` (a stream other than the training one); the loop then writes
+        the final checkpoint, so checkpoint and export agree.
+
+        Training never reads the moving statistics, so this changes no training numerics.
+
+        Args:
+          batches: an iterator of task batch dicts, or None (no recalibration).
+
+        Returns:
+          ``{"batch_norm_recalibration_batches", "batch_norm_layers"}``, or None when nothing
+          was recalibrated.
+        """
+        if batches is None or self.recalibration_batches == 0:
+            self.batch_norm_recalibration = None  # an earlier recalibration is out of date
+            return None
+        try:
+            report = self.recalibrate_batch_norm(batches, self.recalibration_batches)
+        except ValueError as error:  # a finite stream that is used up
+            warnings.warn(f"batch-norm statistics not recalibrated: {error}", stacklevel=2)
+            self.batch_norm_recalibration = None
+            return None
+        if report.num_batches == 0:  # no batch norm (the toy estimator)
+            return None
+        return {"batch_norm_recalibration_batches": int(report.num_batches), "batch_norm_layers": len(report.layers)}
 
     def recalibrate_batch_norm(
         self, batches, num_batches: Optional[int] = IGAN_BN_RECALIBRATION_BATCHES, variance: str = "pooled"
@@ -618,9 +720,10 @@ class IGAN(keras.Model):
         mode); see :func:`tfinverse.models.igan.export_igan_estimator`.
 
         Batch norm: with ``recalibration_batches`` the moving statistics are re-estimated
-        first (:meth:`recalibrate_batch_norm`); :func:`train_igan` has already done so at the
-        end of training. ``igan.json`` records ``batch_norm_recalibration_batches`` (0 when
-        the moving averages are exported as training left them).
+        first (:meth:`recalibrate_batch_norm`); the training loop has already done so at the
+        end of training (:meth:`finish_training`). ``igan.json`` records
+        ``batch_norm_recalibration_batches`` (0 when the moving averages are exported as
+        training left them).
 
         Args:
           path: the SavedModel folder.
@@ -637,40 +740,67 @@ class IGAN(keras.Model):
         report = self.batch_norm_recalibration
         metadata = {
             "gan_model": self.gan_model,
-            "generator_steps": int(self.generator_steps.numpy()),
+            "generator_steps": int(self.step.numpy()),
             "batch_norm_recalibration_batches": 0 if report is None else int(report.num_batches),
         }
         metadata.update(extra_metadata)
         return export_igan_estimator(self.estimator, path, extra_metadata=metadata, overwrite=overwrite)
 
+    # ------------------------------------------------------------------ samples
+    def fixed_sample_inputs(self, count: int, seed: int):
+        """The fixed held-out batch of the sample grids (``self.fixed_samples``: a task dict
+        with ``y`` and ``x``, e.g. from :func:`tfinverse.tasks.igan_tasks.evaluation_batches`).
 
-# ---------------------------------------------------------------------------- the loop
-@dataclass
-class IganTrainingSummary:
-    """What :func:`train_igan` did.
+        Raises:
+          ValueError: if none was set.
+        """
+        if self.fixed_samples is None:
+            raise ValueError("IGAN needs fixed sample inputs: set trainer.fixed_samples = {'y': ..., 'x': ...}")
+        return {key: np.asarray(value)[: int(count)] for key, value in self.fixed_samples.items() if key in ("y", "x")}
 
-    Attributes:
-      start_step: generator steps at the start (non-zero when resumed).
-      final_step: generator steps at the end.
-      discriminator_rounds: rounds run in this call.
-      wall_time_seconds: time in the loop.
-      ms_per_generator_step: mean time of a generator step (its share of discriminator
-        rounds included), excluding the first round and step (tracing).
-      final_logs: the last generator step's scalars and the last round's losses.
-      checkpoints: checkpoint prefixes written.
-      sample_files: sample PNGs written.
-      batch_norm_recalibration: the final batch-norm recalibration (None when none was made).
-    """
+    def sample(self, inputs) -> Dict[str, np.ndarray]:
+        """The estimator as trained (batch statistics) on a fixed batch, without moving the
+        batch-norm averages (igan's are far from converged during training).
 
-    start_step: int
-    final_step: int
-    discriminator_rounds: int = 0
-    wall_time_seconds: float = 0.0
-    ms_per_generator_step: Optional[float] = None
-    final_logs: Dict[str, float] = field(default_factory=dict)
-    checkpoints: List[str] = field(default_factory=list)
-    sample_files: List[str] = field(default_factory=list)
-    batch_norm_recalibration: Optional[BatchNormRecalibration] = None
+        Args:
+          inputs: ``{"y", "x"}`` numpy arrays.
+
+        Returns:
+          numpy ``{"y", "z", "x_gen", "x"}``.
+        """
+        y = tf.convert_to_tensor(np.asarray(inputs["y"], np.float32))
+        moving = [v for layer in batch_norm_layers(self.estimator_network) for v in (layer.moving_mean, layer.moving_variance)]
+        saved = [np.array(v.numpy()) for v in moving]
+        try:
+            z = self.estimator_network(y, training=True)
+        finally:
+            for variable, value in zip(moving, saved):
+                variable.assign(value)
+        x_gen = self.estimator.clean_from(y, z)
+        return {"y": y.numpy(), "z": np.asarray(z), "x_gen": np.asarray(x_gen), "x": np.asarray(inputs["x"])}
+
+    def sample_grid(self, inputs):
+        """Rows ``input y | component z | estimate x | true x`` (stretched where outside [0, 1])."""
+        s = self.sample(inputs)
+        columns = [display_images(s["y"]), display_images(s["z"]), np.clip(s["x_gen"], 0.0, 1.0), np.clip(s["x"], 0.0, 1.0)]
+        rows = [[column[i] for column in columns] for i in range(len(s["y"]))]
+        return rows, ["input y", "component z", "estimate x", "true x"]
+
+    def write_sample_grid(self, path, inputs):
+        """The image grid of :meth:`sample_grid`, or a scatter plot for the toy 2-D task."""
+        if self.estimator.kind == "points":
+            s = self.sample(inputs)
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save_point_plot(path, s["y"], s["x"], s["x_gen"])
+            return path
+        rows, labels = self.sample_grid(inputs)
+        return save_image_grid(path, rows, col_labels=labels, min_cell_size=64, padding=2, overwrite=True)
+
+    def sample_mosaic(self, inputs):
+        if self.estimator.kind == "points" or self.estimator.input_shape[-1] not in (1, 3):
+            return None
+        return super().sample_mosaic(inputs)
 
 
 def display_images(images) -> np.ndarray:
@@ -711,175 +841,3 @@ def _save_point_plot(path: Path, y, x, x_gen) -> None:
     axes.set_aspect("equal", "datalim")
     figure.tight_layout()
     figure.savefig(path)
-
-
-def _save_samples(model: IGAN, logs, sample_dir: Path, step: int, writer=None, max_images: int = 4) -> Path:
-    path = sample_dir / f"{step:06d}.png"
-    y = np.asarray(logs["y"])[:max_images]
-    z = np.asarray(logs["z"])[:max_images]
-    x_gen = np.asarray(logs["x_gen"])[:max_images]
-    x = np.asarray(logs["x"])[:max_images]
-    if model.estimator.kind == "points":
-        _save_point_plot(path, np.asarray(logs["y"]), np.asarray(logs["x"]), np.asarray(logs["x_gen"]))
-        return path
-    columns = [display_images(y), display_images(z), np.clip(x_gen, 0.0, 1.0), np.clip(x, 0.0, 1.0)]
-    rows = [[column[i] for column in columns] for i in range(len(y))]
-    save_image_grid(
-        path,
-        rows,
-        col_labels=["input y", "component z", "estimate x", "true x"],
-        min_cell_size=64,
-        padding=2,
-        overwrite=True,
-    )
-    if writer is not None and y.shape[-1] in (1, 3):
-        grid = np.concatenate([np.concatenate(list(column), axis=0) for column in columns], axis=1)
-        with writer.as_default():
-            summary_images("samples", grid[None], step=step, max_outputs=1)
-    return path
-
-
-def train_igan(
-    model: IGAN,
-    batches,
-    max_generator_steps: int,
-    checkpoint_dir=None,
-    checkpoint_every: int = 500,
-    max_checkpoints: int = 3,
-    sample_dir=None,
-    sample_every: int = 20,
-    log_dir=None,
-    resume: bool = False,
-    show_progress: bool = True,
-    batch_norm_recalibration_batches: int = IGAN_BN_RECALIBRATION_BATCHES,
-) -> IganTrainingSummary:
-    """Runs the igan loop until ``max_generator_steps`` generator steps in total.
-
-    Each iteration: a discriminator round on a fresh batch when one is due, then one
-    generator step on another fresh batch. Checkpoints are numbered by generator steps and
-    written every ``checkpoint_every`` steps and at the end; a resumed run restores the
-    networks, optimizers, step count and the ``mm`` state and carries on where it stopped
-    (the data stream is the caller's: pass one seeded for the resume point).
-
-    Args:
-      model: a compiled :class:`IGAN`.
-      batches: an iterable of batch dicts (an infinite ``tf.data.Dataset``).
-      max_generator_steps: the budget, counted in generator steps (including steps made
-        before a resume).
-      checkpoint_dir: folder of checkpoints (None: none are written).
-      checkpoint_every: generator steps between checkpoints (0: only at the end).
-      max_checkpoints: checkpoints kept.
-      sample_dir: folder of sample grids (None: none).
-      sample_every: generator steps between sample grids (20 in the original; 0: none).
-      log_dir: TensorBoard folder for scalars (losses, ``mm``) and sample images (None:
-        no logging).
-      resume: restore the newest checkpoint of ``checkpoint_dir`` first.
-      show_progress: a progress bar (only on a terminal).
-      batch_norm_recalibration_batches: at the end, re-estimate the estimator's batch-norm
-        moving statistics from this many further batches of the stream
-        (:meth:`IGAN.recalibrate_batch_norm`; not in the original, whose exported moving
-        averages were mostly their initial values), before the final checkpoint so that
-        checkpoint and export agree. 0: keep the moving averages of training.
-
-    Returns:
-      An :class:`IganTrainingSummary`.
-
-    Raises:
-      ValueError: if ``max_generator_steps < 0``, or ``resume`` without a checkpoint.
-    """
-    model.require_compiled()
-    if int(max_generator_steps) < 0:
-        raise ValueError(f"max_generator_steps must be >= 0, got {max_generator_steps}")
-    manager = None
-    if checkpoint_dir is not None:
-        manager = TrainingCheckpoint(checkpoint_dir, model.checkpoint_items(), max_to_keep=max_checkpoints)
-        if resume:
-            try:
-                restored = manager.restore_latest()
-            except (AssertionError, ValueError, tf.errors.OpError) as error:
-                raise ValueError(
-                    f"the checkpoint in {checkpoint_dir} does not match this model (task or settings "
-                    f"differ): {error}"
-                ) from None
-            if restored is None:
-                raise ValueError(f"resume: there is no checkpoint in {checkpoint_dir}")
-    elif resume:
-        raise ValueError("resume needs a checkpoint_dir")
-    if sample_dir is not None:
-        sample_dir = Path(sample_dir)
-        sample_dir.mkdir(parents=True, exist_ok=True)
-
-    writer = None
-    if log_dir is not None:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        writer = tf.summary.create_file_writer(str(log_dir))
-
-    discriminator_fn, generator_fn = model.compiled_steps()
-    start = int(model.generator_steps.numpy())
-    summary = IganTrainingSummary(start_step=start, final_step=start)
-    iterator = iter(batches)
-    bar_options = {} if show_progress else {"disable": True}
-    bar = progress(total=int(max_generator_steps), initial=min(start, int(max_generator_steps)), desc="igan", **bar_options)
-    timed_steps, timed_seconds = 0, 0.0
-    round_logs = {"d1_loss": model.last_d1_loss.numpy(), "d2_loss": model.last_d2_loss.numpy()}
-    wall_start = time.perf_counter()
-    step = start
-    try:
-        while step < int(max_generator_steps):
-            tick = time.perf_counter()
-            if model.needs_discriminator_round():
-                round_logs = discriminator_fn(next(iterator))
-                summary.discriminator_rounds += 1
-            logs = generator_fn(next(iterator))
-            step = int(logs["generator_steps"].numpy())
-            elapsed = time.perf_counter() - tick
-            if step > start + 1:  # the first step traces both functions
-                timed_steps += 1
-                timed_seconds += elapsed
-            scalars = {
-                "loss/g": float(logs["g_loss"]),
-                "loss/g_adversarial": float(logs["g_adversarial"]),
-                "loss/paired": float(logs["paired_loss"]),
-                "loss/d1": float(np.asarray(round_logs["d1_loss"])),
-                "schedule/mm": float(logs["mm"]),
-                "monitor/clean_mae": float(logs["clean_mae"]),
-            }
-            if model.dual_mapping:
-                scalars["loss/d2"] = float(np.asarray(round_logs["d2_loss"]))
-            if writer is not None:
-                with writer.as_default():
-                    for name, value in scalars.items():
-                        summary_scalar(name, value, step=step)
-            bar.update(1)
-            bar.set_postfix(d1=f"{scalars['loss/d1']:.3g}", g=f"{scalars['loss/g']:.3g}", mm=int(scalars["schedule/mm"]))
-            if sample_dir is not None and sample_every and step % int(sample_every) == 0:
-                summary.sample_files.append(str(_save_samples(model, logs, sample_dir, step, writer)))
-            if manager is not None and checkpoint_every and step % int(checkpoint_every) == 0:
-                summary.checkpoints.append(manager.save(step))
-            summary.final_logs = scalars
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.flush()
-    recalibrated = False
-    if int(batch_norm_recalibration_batches) > 0 and step > 0:
-        # Training never reads the moving statistics, so this changes no training numerics.
-        try:
-            report = model.recalibrate_batch_norm(iterator, int(batch_norm_recalibration_batches))
-        except ValueError as error:  # a finite stream that is used up
-            warnings.warn(f"batch-norm statistics not recalibrated: {error}", stacklevel=2)
-        else:
-            summary.batch_norm_recalibration = report
-            recalibrated = report.num_batches > 0
-    if step > start and not recalibrated:
-        model.batch_norm_recalibration = None  # an earlier recalibration is out of date
-    last_saved = bool(summary.checkpoints) and summary.checkpoints[-1].endswith(f"-{step}")
-    if manager is not None and (step > start or recalibrated) and step > 0 and (recalibrated or not last_saved):
-        path = manager.save(step)  # rewrites ckpt-<step> after a recalibration
-        if not last_saved:
-            summary.checkpoints.append(path)
-    summary.final_step = step
-    summary.wall_time_seconds = time.perf_counter() - wall_start
-    if timed_steps:
-        summary.ms_per_generator_step = 1000.0 * timed_seconds / timed_steps
-    return summary

@@ -1,16 +1,24 @@
-"""The training loop shared by every GAN: an explicit loop over a ``tf.function``-compiled step.
+"""The one training loop of every trainer: an explicit loop over a ``tf.function``-compiled step.
+
+Any :class:`~tfinverse.training.trainer.Trainer` runs on it (DCGAN, BEGAN, PGGAN, igan):
+before each step the loop asks the trainer for the step's plan
+(:meth:`~tfinverse.training.trainer.Trainer.plan_step`), draws as many batches as the plan
+needs (igan: two when a discriminator round is due, one otherwise) and runs the step
+compiled for that plan.
 
 Why an explicit loop rather than ``keras.Model.fit``: a GAN run needs things ``fit`` does not
 model well, and all of them are plain Python here:
 
 * PGGAN grows between steps and needs a *new* compiled step per level (``level`` is read at
-  trace time); the loop keeps one compiled function per :meth:`GANTrainer.trace_key`.
+  trace time); igan's steps with and without a discriminator round take different numbers of
+  batches; the loop keeps one compiled function per (:meth:`Trainer.trace_key`, plan).
 * Exact resumption: the step counter, the optimizers and the data position
   (:class:`~tfinverse.training.batch_stream.EpochBatchStream`) are restored and the loop
   carries on from that step; ``fit`` restarts its own data iterator and epoch count.
 * Step-based, not epoch-based, sampling, logging and checkpointing from a fixed latent batch.
-* ``tf.distribute``: the step is ``strategy.run(trainer.train_step, ...)`` on a distributed
-  batch, with metrics reduced across replicas.
+* ``tf.distribute`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``): the step is
+  ``strategy.run(trainer.train_step, ...)`` on a distributed batch, with metrics reduced
+  across replicas.
 
 The trainers still follow the Keras contract (``compile``, ``train_step``, ``metrics``), so
 they also work with ``fit`` for quick experiments, but the scripts always use this loop.
@@ -21,7 +29,6 @@ function that distributes it stays a plain ``tf.function``.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +38,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfinverse.training.checkpointing import TrainingCheckpoint
-from tfinverse.training.gan_trainer import GANTrainer
+from tfinverse.training.samples import save_sample_grid, tile_images
+from tfinverse.training.trainer import Trainer
 from tfinverse.utils.cli import progress, summary_images, summary_scalar
-from tfinverse.utils.results import reported_figure
-from tfinverse.utils.results import save_image_grid
 from tfinverse.utils.precision import warn_if_xla_on_cpu
+from tfinverse.utils.results import reported_figure
 
 __all__ = ["TrainingSummary", "compile_train_step", "tile_images", "save_sample_grid", "train"]
 
@@ -55,6 +62,8 @@ class TrainingSummary:
       sample_files: sample grids written.
       history: ``(step, values)`` of every logging point: the trackers' interval means and
         ``trainer.log_scalars()`` (learning rates, PGGAN level and alpha of that step).
+      finish_report: what ``trainer.finish_training`` reported (igan: the batch-norm
+        recalibration), or None.
     """
 
     start_step: int
@@ -66,10 +75,11 @@ class TrainingSummary:
     checkpoints: List[str] = field(default_factory=list)
     sample_files: List[str] = field(default_factory=list)
     history: List[tuple] = field(default_factory=list)
+    finish_report: Optional[Dict[str, object]] = None
 
 
 def compile_train_step(
-    trainer: GANTrainer,
+    trainer: Trainer,
     strategy: Optional[tf.distribute.Strategy] = None,
     jit_compile: bool = False,
     run_eagerly: bool = False,
@@ -77,7 +87,7 @@ def compile_train_step(
     """A compiled function ``batch -> metrics`` running one ``train_step`` on every replica.
 
     Args:
-      trainer: a compiled :class:`GANTrainer` (built under ``strategy.scope()``).
+      trainer: a compiled :class:`Trainer` (built under ``strategy.scope()``).
       strategy: the distribution strategy (default: the current one).
       jit_compile: compile the per-replica step with XLA.
       run_eagerly: do not compile at all (for debugging, and cheaper than tracing when only
@@ -106,56 +116,19 @@ def compile_train_step(
     return distributed_step if run_eagerly else tf.function(distributed_step)
 
 
-def tile_images(images: np.ndarray, columns: Optional[int] = None) -> np.ndarray:
-    """Tiles ``[n, H, W, C]`` images into one ``[rows * H, columns * W, C]`` mosaic (blank
-    cells are black).
-
-    Args:
-      images: a batch of images.
-      columns: images per row (default: ``ceil(sqrt(n))``).
-
-    Returns:
-      The mosaic.
-
-    Raises:
-      ValueError: for a batch that is not ``[n, H, W, C]`` with ``n >= 1``.
-    """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[0] < 1:
-        raise ValueError(f"images must have shape [n, H, W, C] with n >= 1, got {images.shape}")
-    count, height, width, channels = images.shape
-    columns = int(columns or math.ceil(math.sqrt(count)))
-    rows = int(math.ceil(count / columns))
-    mosaic = np.zeros((rows * height, columns * width, channels), images.dtype)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        mosaic[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
-    return mosaic
-
-
-def save_sample_grid(path, images: np.ndarray, overwrite: bool = True) -> Path:
-    """Writes a batch of samples as an about square PNG grid, pixels enlarged.
-
-    Args:
-      path: the ``.png`` file.
-      images: ``[n, H, W, C]`` in ``[0, 1]`` (clipped).
-      overwrite: replace an existing file (a resumed run redraws the same steps).
-
-    Returns:
-      ``path`` as a :class:`pathlib.Path`.
-    """
-    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
-    columns = int(math.ceil(math.sqrt(len(images))))
-    rows = [list(images[start : start + columns]) for start in range(0, len(images), columns)]
-    return save_image_grid(path, rows, min_cell_size=64, padding=2, overwrite=overwrite)
-
-
 def _to_floats(logs) -> Dict[str, float]:
     return {name: float(np.asarray(value)) for name, value in logs.items()}
 
 
+def _draw(batches, count: int):
+    """One batch, or a tuple of ``count`` successive batches (a step's sub-batches)."""
+    if count == 1:
+        return next(batches)
+    return tuple(next(batches) for _ in range(count))
+
+
 def train(
-    trainer: GANTrainer,
+    trainer: Trainer,
     batches,
     total_steps: int,
     *,
@@ -168,27 +141,32 @@ def train(
     checkpoint_every: int = 0,
     sample_every: int = 0,
     sample_dir=None,
+    fixed_samples=None,
     fixed_latents=None,
     log_every: int = 50,
     show_progress: bool = False,
     description: str = "training",
+    finish_batches=None,
 ) -> TrainingSummary:
     """Runs ``trainer.train_step`` until its step counter reaches ``total_steps``.
 
-    The loop starts at the trainer's current step (a restored checkpoint resumes), calls
-    ``trainer.prepare_step(step, images_seen)`` before each step (PGGAN grows there), picks
-    or compiles the step function for ``trainer.trace_key()``, and every ``log_every`` steps
-    writes the trackers' interval means (losses; BEGAN's ``k_t`` and ``M_global``) and
-    ``trainer.log_scalars()`` (learning rates; PGGAN's ``alpha``, level and resolution) to
-    TensorBoard, then resets the trackers. Every
-    ``sample_every`` steps it saves ``sample_dir/step_<step>.png`` and a TensorBoard image from
-    ``fixed_latents``; every ``checkpoint_every`` steps and at the end it saves a checkpoint.
+    The loop starts at the trainer's current step (a restored checkpoint resumes). Before
+    each step it calls ``trainer.prepare_step(step, images_seen)`` (PGGAN grows there), asks
+    ``trainer.plan_step()`` for the step's plan, draws the plan's sub-batches from
+    ``batches`` and runs the step function compiled for ``(trainer.trace_key(), plan)``.
+    Every ``log_every`` steps it writes the trackers' interval means and
+    ``trainer.log_scalars()`` to TensorBoard, then resets the trackers. Every
+    ``sample_every`` steps it saves ``sample_dir/step_<step>.png`` and a TensorBoard image
+    from ``fixed_samples``; every ``checkpoint_every`` steps it saves a checkpoint. After
+    the last step it calls ``trainer.finish_training(finish_batches)`` (igan re-estimates
+    its batch-norm statistics there) and saves the final checkpoint (rewriting
+    ``ckpt-<step>`` when the finish changed the state).
 
     Args:
-      trainer: a compiled :class:`GANTrainer`.
+      trainer: a compiled :class:`~tfinverse.training.trainer.Trainer`.
       batches: an iterator of (distributed) batches, e.g. an ``EpochBatchStream``.
       total_steps: the step count to reach (not the number of steps to run).
-      global_batch_size: images per step over all replicas (for PGGAN's image count).
+      global_batch_size: samples per batch over all replicas (for PGGAN's image count).
       strategy: distribution strategy the trainer was built under (default: current).
       jit_compile: XLA-compile the per-replica step.
       run_eagerly: run the steps without ``tf.function`` (see :func:`compile_train_step`).
@@ -197,10 +175,14 @@ def train(
       checkpoint_every: period in steps (0: only at the end).
       sample_every: period of sample grids in steps (0: only at the end, if ``sample_dir``).
       sample_dir: folder of the PNG grids (None: no PNGs).
-      fixed_latents: the latent batch of every sample grid (None: no samples).
+      fixed_samples: the inputs of every sample grid, from
+        ``trainer.fixed_sample_inputs`` (None: no samples).
+      fixed_latents: the former name of ``fixed_samples`` (GAN latents).
       log_every: logging period in steps (>= 1).
       show_progress: force the progress bar on (it is shown anyway on a terminal).
       description: progress-bar label.
+      finish_batches: further batches for ``trainer.finish_training`` (not the training
+        stream, so that a resumed run sees the same training batches); None: none.
 
     Returns:
       A :class:`TrainingSummary`.
@@ -218,6 +200,8 @@ def train(
         raise ValueError("checkpoint_every and sample_every must be >= 0 (0: only at the end)")
     if int(global_batch_size) < 1:
         raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
+    if fixed_samples is None:
+        fixed_samples = fixed_latents
     trainer.require_compiled()
     strategy = strategy or tf.distribute.get_strategy()
     total_steps = int(total_steps)
@@ -236,15 +220,16 @@ def train(
         writer.flush()
 
     def write_samples(at_step: int, path: Optional[Path]) -> None:
-        if fixed_latents is None:
+        if fixed_samples is None:
             return
-        images = trainer.sample(fixed_latents)
         if path is not None:
             with reported_figure(path):  # a sample grid that cannot be written never stops training
-                summary.sample_files.append(str(save_sample_grid(path, images)))
+                summary.sample_files.append(str(trainer.write_sample_grid(path, fixed_samples)))
         if writer is not None:
-            with writer.as_default():
-                summary_images("samples", tile_images(images)[None], step=at_step, max_outputs=1)
+            mosaic = trainer.sample_mosaic(fixed_samples)
+            if mosaic is not None:
+                with writer.as_default():
+                    summary_images("samples", np.asarray(mosaic)[None], step=at_step, max_outputs=1)
 
     bar = progress(total=total_steps, initial=min(step, total_steps), desc=description, force=show_progress)
     started = time.perf_counter()
@@ -252,12 +237,15 @@ def train(
     try:
         while step < total_steps:
             trainer.prepare_step(step, step * int(global_batch_size))
-            key = trainer.trace_key()
+            plan = trainer.plan_step()
+            # The plan is read while tracing (like PGGAN's level): one function per plan.
+            trainer.active_plan = plan
+            key = (trainer.trace_key(), plan.key)
             traced_now = key not in compiled
             if traced_now:
                 compiled[key] = compile_train_step(trainer, strategy, jit_compile, run_eagerly)
                 summary.traces += 1
-            batch = next(batches)
+            batch = _draw(batches, plan.num_batches)
             tick = time.perf_counter()
             last_logs = compiled[key](batch)
             if not traced_now:
@@ -281,9 +269,15 @@ def train(
                 last_saved = step
     finally:
         bar.close()
-    if checkpoint is not None and last_saved != step and step > summary.start_step:
-        summary.checkpoints.append(checkpoint.save(step))
-    if sample_dir is not None and fixed_latents is not None and (not sample_every or step % int(sample_every)):
+        trainer.active_plan = None
+    # Before the final checkpoint, so that checkpoint and export hold the same state.
+    summary.finish_report = trainer.finish_training(finish_batches) if step > 0 else None
+    changed = summary.finish_report is not None
+    if checkpoint is not None and step > 0 and ((last_saved != step and step > summary.start_step) or changed):
+        path = checkpoint.save(step)  # rewrites ckpt-<step> after a finish that changed the state
+        if path not in summary.checkpoints:
+            summary.checkpoints.append(path)
+    if sample_dir is not None and fixed_samples is not None and (not sample_every or step % int(sample_every)):
         if step > summary.start_step:
             write_samples(step, Path(sample_dir) / f"step_{step:07d}.png")
     summary.final_step = step

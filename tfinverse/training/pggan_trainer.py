@@ -231,50 +231,52 @@ class PGGANTrainer(GANTrainer):
             real = low + alpha * (real - low)
         return real
 
-    def train_step(self, data):
-        """One critic update and one generator update at the current level.
+    def _critic(self, images):
+        return tf.cast(self.discriminator(images, training=True), tf.float32)
+
+    def phase_discriminator(self, data, state):
+        """One critic update (WGAN-GP with drift) at the current level.
 
         Args:
           data: real images ``[batch, R, R, C]`` in ``[0, 1]`` at the top resolution ``R``.
+          state: the step's shared values (receives the batch size).
 
         Returns:
-          Dict of the trackers' results.
+          The critic's tracked values.
         """
-        self.require_compiled()
         real = self.current_reals(self.generator.from_unit_range(self.real_images(data)))
         batch = tf.shape(real)[0]
-
-        def critic(images):
-            return tf.cast(self.discriminator(images, training=True), tf.float32)
-
         fake = self.generator.native(self.draw_latents("discriminator_latents", batch), training=True)
         weights = self.draw_uniform("interpolation", batch)
         with tf.GradientTape() as tape:
-            real_scores = critic(real)
-            fake_scores = critic(fake)
-            penalty = gradient_penalty(critic, real, fake, interpolation_weights=weights)
+            real_scores = self._critic(real)
+            fake_scores = self._critic(fake)
+            penalty = gradient_penalty(self._critic, real, fake, interpolation_weights=weights)
             d_loss = wgan_gp_discriminator_loss(
                 real_scores, fake_scores, penalty, self.gp_weight, self.drift_weight
             )
             target = self.gradient_target(self.d_optimizer, d_loss)
         self.apply_gradients(self.d_optimizer, tape, target, self.discriminator.trainable_variables)
+        return {
+            "batch": batch,
+            "d_loss": d_loss,
+            "wasserstein": -wgan_discriminator_loss(real_scores, fake_scores),
+            "gradient_penalty": penalty,
+            "drift": drift_penalty(real_scores),
+        }
 
-        latents = self.draw_latents("generator_latents", batch)
+    def phase_generator(self, data, state):
+        """One generator update at the current level, on latents of its own stream.
+
+        Returns:
+          ``{"g_loss"}``.
+        """
+        latents = self.draw_latents("generator_latents", state["batch"])
         with tf.GradientTape() as tape:
-            g_loss = wgan_generator_loss(critic(self.generator.native(latents, training=True)))
+            g_loss = wgan_generator_loss(self._critic(self.generator.native(latents, training=True)))
             target = self.gradient_target(self.g_optimizer, g_loss)
         self.apply_gradients(self.g_optimizer, tape, target, self.generator_network.trainable_variables)
-
-        self.step.assign_add(1)
-        return self.record(
-            {
-                "d_loss": d_loss,
-                "g_loss": g_loss,
-                "wasserstein": -wgan_discriminator_loss(real_scores, fake_scores),
-                "gradient_penalty": penalty,
-                "drift": drift_penalty(real_scores),
-            }
-        )
+        return {"g_loss": g_loss}
 
     # ----------------------------------------------------------------- bookkeeping
     def checkpoint_items(self):
