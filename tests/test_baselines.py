@@ -156,3 +156,66 @@ def test_bad_input_raises_value_error_before_any_work(monkeypatch):
         baselines.zero_filled_ifft(identity, np.zeros((1, 16, 16, 1), np.float32))
     with pytest.raises(ValueError, match=r"\[batch, 16, 16, 1\]"):
         baselines.observation_baseline(identity, np.zeros((1, 16, 16), np.float32))
+
+
+# ---------------------------------------------------------------- Ambient VAE-GAN's non-learned row
+def _ambient_drop_problem():
+    """Lossy images, their masks (one channel of image 0 and one of image 2 have no hole), fill values."""
+    rng = np.random.default_rng(5)
+    x = rng.random((3, 12, 10, 3)).astype(np.float32)
+    mask = (rng.random(x.shape) >= 0.5).astype(np.float32) * 2.0  # drop_independent p = 0.5, rescaled
+    mask[0, :, :, 1] = 2.0
+    mask[2, :, :, 0] = 1.0
+    return x * mask, mask
+
+
+@pytest.mark.parametrize("zero_level", [0.0, 0.5])
+def test_non_learned_blur_matches_scipy_and_skips_channels_without_holes(zero_level):
+    from scipy import ndimage
+
+    y, mask = _ambient_drop_problem()
+    result = baselines.non_learned_ambient(y, "drop_independent", mask, zero_level=zero_level)
+    expected = np.empty_like(y)
+    for i in range(y.shape[0]):
+        for c in range(y.shape[-1]):
+            if mask[i, :, :, c].min() > 0:
+                expected[i, :, :, c] = y[i, :, :, c]
+            else:  # 5x5 (radius 2 = truncate 2 sigma), sigma 1, padded with the zero level
+                expected[i, :, :, c] = ndimage.gaussian_filter(
+                    y[i, :, :, c].astype(np.float64), 1.0, mode="constant", cval=zero_level, truncate=2.0)
+    np.testing.assert_allclose(result.x_hat, np.clip(expected, 0, 1), atol=1e-5)
+    assert result.extras["kind"] == "blur"
+    np.testing.assert_array_equal(result.extras["blurred_channels"],
+                                  [[True, False, True], [True, True, True], [False, True, True]])
+    assert result.history.shape == (0, 3) and result.latents is None
+    np.testing.assert_allclose(result.best_objective, np.mean((result.x_hat - y) ** 2, axis=(1, 2, 3)), rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:kernel_size exceeds volume extent")  # scipy, 1 channel: padded, as documented
+@pytest.mark.parametrize("channels, window", [(3, (3, 3, 3)), (1, (3, 3, 3)), (1, (3, 3, 1))])
+@pytest.mark.parametrize("zero_level", [0.0, 0.5])
+def test_non_learned_median_matches_scipy_medfilt(channels, window, zero_level):
+    from scipy import signal
+
+    rng = np.random.default_rng(6)
+    y = (rng.random((2, 9, 11, channels)) + 0.2 * rng.standard_normal((2, 9, 11, channels))).astype(np.float32)
+    result = baselines.non_learned_ambient(y, "add_noise", zero_level=zero_level, median_size=window)
+    # scipy.signal.medfilt pads with zeros in all three axes (the original ran it on H x W x C).
+    expected = np.stack([signal.medfilt(image - zero_level, list(window)) + zero_level for image in y])
+    np.testing.assert_allclose(result.x_hat, np.clip(expected, 0, 1), atol=1e-6)
+    assert result.extras["kind"] == "median" and result.extras["median_size"] == window
+
+
+def test_non_learned_bad_input():
+    y, mask = _ambient_drop_problem()
+    with pytest.raises(ValueError, match="kind must be one of"):
+        baselines.non_learned_ambient(y, "inpaint")
+    with pytest.raises(ValueError, match="mask must have the shape of y"):
+        baselines.non_learned_ambient(y, "blur", mask[:2])
+    with pytest.raises(ValueError, match="odd"):
+        baselines.non_learned_ambient(y, "median", median_size=(3, 2, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        baselines.non_learned_ambient(np.full_like(y, np.nan), "blur")
+    # Without masks every channel is blurred; clip=False keeps values outside [0, 1].
+    unclipped = baselines.non_learned_ambient(y, "drop_patch", clip=False)
+    assert unclipped.x_hat.max() > 1 and np.all(unclipped.extras["kind"] == "blur")

@@ -301,4 +301,5 @@ def test_igan_export_after_a_short_run_matches_training_mode(tmp_path):
     # the final checkpoint holds the recalibrated statistics: restored, it is the export
     fresh = _small_igan(7)
     TrainingCheckpoint(checkpoints, fresh.checkpoint_items()).restore_latest()
-    np.testing.assert_allclose(fresh.separate(y_all)[0], exported_z, atol=1e-5)
+    # float32 rounding of the SavedModel graph against the eager layers: relative 1e-4
+    np.testing.assert_allclose(fresh.separate(y_all)[0], exported_z, rtol=1e-4, atol=1e-5)

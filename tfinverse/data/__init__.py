@@ -25,6 +25,7 @@ from tfinverse.data.registry import (
 
 # Importing the source modules registers them.
 from tfinverse.data import offline, tfds_sources, folders, captcha, toy2d  # noqa: E402,F401
+from tfinverse.data import unpaired, ct  # noqa: E402,F401  (LIR's sources)
 
 __all__ = [
     "DatasetUnavailableError",

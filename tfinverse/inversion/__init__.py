@@ -12,7 +12,10 @@ per-iteration objective history, chosen latents, wall time):
 * :func:`recover_latents`: LVR gradient descent with no, projected or stochastic clipping,
   and the sharpness attribute (LVR-SA);
 * :func:`dip.dip <tfinverse.inversion.dip.dip>`: the Deep Image Prior baseline;
-* :mod:`~tfinverse.inversion.baselines`: bicubic up-sampling, zero-filled IFFT, BM3D.
+* :func:`acsg.acsg <tfinverse.inversion.acsg.acsg>`: Ambient VAE-GAN's ACSG baseline, latent
+  optimisation matching discriminator features of re-measured images;
+* :mod:`~tfinverse.inversion.baselines`: bicubic up-sampling, zero-filled IFFT, BM3D, and
+  Ambient VAE-GAN's non-learned blur / median baseline.
 
 The same methods behind one call signature, by name (:mod:`~tfinverse.inversion.methods`)::
 
@@ -28,8 +31,14 @@ from tfinverse.inversion.back_projection import (
     has_approximate_pinv,
 )
 from tfinverse.inversion.base import InversionResult, check_measurement
-from tfinverse.inversion.baselines import bicubic_upsampling, bm3d_denoise, observation_baseline, zero_filled_ifft
-from tfinverse.inversion import csgm, dip, iagan
+from tfinverse.inversion.baselines import (
+    bicubic_upsampling,
+    bm3d_denoise,
+    non_learned_ambient,
+    observation_baseline,
+    zero_filled_ifft,
+)
+from tfinverse.inversion import acsg, csgm, dip, iagan
 from tfinverse.inversion.csgm import CSGM_PRESETS
 from tfinverse.inversion.dip import dip_iterations
 from tfinverse.inversion.iagan import IAGAN_PRESETS, csgm_then_iagan, iagan_preset
@@ -82,6 +91,8 @@ __all__ = [
     "zero_filled_ifft",
     "bm3d_denoise",
     "observation_baseline",
+    "non_learned_ambient",
+    "acsg",  # module
     # one call signature per method, by name (tfinverse.inversion.methods)
     "InversionMethod",
     "Applicability",

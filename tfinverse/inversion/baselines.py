@@ -1,8 +1,8 @@
-"""Classical baselines: bicubic up-sampling, zero-filled inverse FFT, BM3D, the observation.
+"""Classical baselines: bicubic up-sampling, zero-filled inverse FFT, BM3D, the observation, blur / median.
 
 These are the non-learned reference columns of the reproduced tables: IAGAN's "Bicubic"
-(super-resolution), "naive IFFT" (subsampled Fourier) and "Blurred" (deblurring), and
-LVR's BM3D denoiser. Every function returns an
+(super-resolution), "naive IFFT" (subsampled Fourier) and "Blurred" (deblurring),
+LVR's BM3D denoiser, and Ambient VAE-GAN's "non-learned" row (:func:`non_learned_ambient`). Every function returns an
 :class:`~tfinverse.inversion.base.InversionResult` whose ``history`` is empty (``[0, N]``:
 nothing is iterated) and whose ``best_objective`` is the per-image measurement residual
 ``mean (A x_hat - y)^2``.
@@ -28,7 +28,12 @@ __all__ = [
     "zero_filled_ifft",
     "bm3d_denoise",
     "observation_baseline",
+    "NON_LEARNED_KINDS",
+    "non_learned_ambient",
 ]
+
+#: :func:`non_learned_ambient`'s filters, and the paper measurement each one serves.
+NON_LEARNED_KINDS = {"blur": ("drop_independent", "drop_patch"), "median": ("add_noise",)}
 
 #: How :func:`observation_baseline` turns ``y`` into an image.
 OBSERVATION_MODES = ("auto", "observation", "adjoint", "pinv")
@@ -229,3 +234,122 @@ def bm3d_denoise(y, sigma: float, *, profile: str = "np", progress: bool = True)
         else:
             estimates[i] = np.asarray(bm3d.bm3d_rgb(noisy[i], sigma_psd=sigma, profile=profile))
     return _closed_form_result(operator, estimates, y, start_time, {"sigma": sigma, "profile": profile})
+
+
+def _gaussian_blur_zero_padded(images: tf.Tensor, sigma: float, size: int) -> tf.Tensor:
+    """Every channel convolved with a normalised ``size x size`` Gaussian, zeros outside the image."""
+    from tfinverse.operators.blur import gaussian_kernel
+
+    channels = images.shape[-1]
+    kernel = tf.constant(gaussian_kernel(sigma, size), images.dtype)  # symmetric: correlation = convolution
+    kernel = tf.tile(kernel[:, :, None, None], [1, 1, channels, 1])
+    return tf.nn.depthwise_conv2d(images, kernel, strides=[1, 1, 1, 1], padding="SAME")
+
+
+def _median_zero_padded(images: tf.Tensor, window) -> tf.Tensor:
+    """The median over a ``(kh, kw, kc)`` window centred on every entry, zeros outside (``scipy.signal.medfilt``)."""
+    kh, kw, kc = window
+    padded = tf.pad(images, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [kc // 2, kc // 2]])
+    height, width, channels = images.shape[1:]
+    shifted = [
+        padded[:, i:i + height, j:j + width, c:c + channels]
+        for i in range(kh) for j in range(kw) for c in range(kc)
+    ]
+    values = tf.sort(tf.stack(shifted, axis=-1), axis=-1)
+    return values[..., (kh * kw * kc) // 2]
+
+
+def non_learned_ambient(
+    y,
+    kind: str,
+    mask=None,
+    *,
+    zero_level: float = 0.0,
+    blur_sigma: float = 1.0,
+    blur_size: int = 5,
+    median_size=(3, 3, 3),
+    clip: bool = True,
+) -> InversionResult:
+    """Ambient VAE-GAN's non-learned baseline: a Gaussian blur for the drop models, a median for noise.
+
+    ``"blur"`` (``drop_independent``, ``drop_patch``): every channel of every image is
+    convolved with a ``blur_size`` x ``blur_size`` Gaussian of sigma ``blur_sigma``
+    (normalised, zero padding: ``scipy.signal.convolve2d(..., mode="same")``), except a
+    channel whose mask has no zero, which is kept as it is (the original's rule).
+    ``"median"`` (``add_noise``): the median over a ``median_size`` window of the
+    ``H x W x C`` array with zero padding (``scipy.signal.medfilt``): the default 3x3x3 window
+    mixes the channels, and on 1-channel images 18 of its 27 values are padding (so the
+    median of a non-negative image is about 0; this is what the original computed on MNIST:
+    pass ``(3, 3, 1)`` for a plain 3x3 median). Both work about ``zero_level``
+    (``filter(y - c) + c``), since the original padded with zeros in its network range
+    (``c = 0.5`` for CelebA's ``[-1, 1]``; see
+    :attr:`tfinverse.tasks.ambient.AmbientConfig.zero_level`). The result is clipped to
+    ``[0, 1]`` (the original clipped to its range).
+
+    Args:
+      y: lossy images ``[N, H, W, C]`` on ``[0, 1]`` coordinates (a ``drop_independent``
+        measurement holds values up to ``1/(1-p)``).
+      kind: ``"blur"`` or ``"median"``, or a paper measurement name (``drop_independent``,
+        ``drop_patch`` -> blur; ``add_noise`` -> median).
+      mask: for ``"blur"``: the masks ``[N, H, W, C]`` that made ``y`` (e.g.
+        ``measure.mask(x, seed)``); None blurs every channel.
+      zero_level: ``c`` in ``[0, 1]``.
+      blur_sigma: the Gaussian's standard deviation in pixels (1).
+      blur_size: its odd side (5).
+      median_size: the median window ``(kh, kw, kc)``, odd sides (``(3, 3, 3)``).
+      clip: clip the estimate to ``[0, 1]``.
+
+    Returns:
+      An :class:`InversionResult` with float32 estimates and an empty history;
+      ``best_objective`` is the per-image mean squared difference to ``y``; ``extras`` hold
+      ``kind``, ``zero_level`` and (blur) ``blurred_channels`` ``[N, C]`` (False where the
+      channel was kept).
+
+    Raises:
+      ValueError: a shape that is not ``[N, H, W, C]``, a mask of another shape, NaN/Inf, an
+        unknown kind, or filter sizes that are not positive odd numbers.
+    """
+    start_time = time.perf_counter()
+    array = np.asarray(y.numpy() if isinstance(y, (tf.Tensor, tf.Variable)) else y)
+    if array.ndim != 4 or array.dtype.kind != "f":
+        raise ValueError(f"y must be floating-point images [N, H, W, C], got {array.dtype} {list(array.shape)}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("y contains NaN or Inf values")
+    filters = {name: k for k, names in NON_LEARNED_KINDS.items() for name in (k, *names)}
+    if kind not in filters:
+        raise ValueError(f"kind must be one of {sorted(filters)}, got {kind!r}")
+    kind = filters[kind]
+    zero_level = float(zero_level)
+    if not 0.0 <= zero_level <= 1.0:
+        raise ValueError(f"zero_level must be in [0, 1], got {zero_level}")
+    images = tf.constant(array.astype(np.float32) - np.float32(zero_level))
+    extras: Dict[str, Any] = {"kind": kind, "zero_level": zero_level}
+    if kind == "blur":
+        if isinstance(blur_size, bool) or int(blur_size) != blur_size or blur_size < 1 or blur_size % 2 == 0:
+            raise ValueError(f"blur_size must be a positive odd integer, got {blur_size!r}")
+        estimate = _gaussian_blur_zero_padded(images, float(blur_sigma), int(blur_size))
+        if mask is not None:
+            mask = np.asarray(mask.numpy() if isinstance(mask, (tf.Tensor, tf.Variable)) else mask)
+            if mask.shape != array.shape:
+                raise ValueError(f"mask must have the shape of y {list(array.shape)}, got {list(mask.shape)}")
+            holes = np.any(mask == 0, axis=(1, 2))  # [N, C]: the channel lost something
+            estimate = tf.where(tf.constant(holes)[:, None, None, :], estimate, images)
+            extras["blurred_channels"] = holes
+    else:
+        window = tuple(int(k) for k in median_size)
+        if len(window) != 3 or any(k < 1 or k % 2 == 0 for k in window):
+            raise ValueError(f"median_size must be three positive odd sizes (kh, kw, kc), got {median_size!r}")
+        estimate = _median_zero_padded(images, window)
+        extras["median_size"] = window
+    estimate = estimate.numpy() + np.float32(zero_level)
+    if clip:
+        estimate = np.clip(estimate, 0.0, 1.0)
+    estimate = estimate.astype(np.float32)
+    return InversionResult(
+        x_hat=estimate,
+        history=np.zeros((0, array.shape[0]), np.float32),
+        best_objective=np.mean((estimate - array) ** 2, axis=(1, 2, 3)).astype(np.float32),
+        latents=None,
+        seconds=time.perf_counter() - start_time,
+        extras=extras,
+    )

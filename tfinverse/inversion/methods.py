@@ -20,6 +20,11 @@ numbers are those of the function called with the same settings and seed.
 Registered methods, in run order (:func:`available_methods`): ``observation`` (the naive
 estimate), ``bicubic``, ``ifft``, ``bm3d``, ``csgm``, ``iagan`` (from CSGM's latents),
 ``csgm-bp``, ``iagan-bp`` (back-projected CSGM / IAGAN) and ``dip``.
+
+Methods that need a model of their own system besides a generator are registered too but
+listed only by ``available_methods(model_specific=True)``: ``acsg`` (Ambient VAE-GAN's
+baseline) needs the discriminator trained with the generator, passed as ``discriminator=``
+(:attr:`InversionMethod.needs_discriminator`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 
 from tfinverse.errors import unknown_name
 from tfinverse.inversion import baselines
+from tfinverse.inversion.acsg import acsg
 from tfinverse.inversion.back_projection import back_project_result, has_approximate_pinv
 from tfinverse.inversion.base import InversionResult
 from tfinverse.inversion.csgm import CSGM_PRESETS, csgm
@@ -51,6 +57,7 @@ __all__ = [
     "CSGMBackProjectedMethod",
     "IAGANBackProjectedMethod",
     "DIPMethod",
+    "ACSGMethod",
     "register",
     "available_methods",
     "method_class",
@@ -146,6 +153,10 @@ class InversionMethod:
         ``previous=``), or None.
       reports_history: the result's ``history`` is the method's own (False where it is the
         history of the method it starts from, e.g. back-projection).
+      needs_discriminator: the method takes the feature map of a discriminator trained with
+        the generator (``discriminator=``).
+      model_specific: the method needs a model of its own system besides a generator (so
+        :func:`available_methods` lists it only when asked to).
       defaults: the settings and their default values.
 
     Args:
@@ -160,6 +171,8 @@ class InversionMethod:
     needs_generator: ClassVar[bool] = False
     requires: ClassVar[Optional[str]] = None
     reports_history: ClassVar[bool] = True
+    needs_discriminator: ClassVar[bool] = False
+    model_specific: ClassVar[bool] = False
     defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, **settings):
@@ -199,6 +212,7 @@ class InversionMethod:
         progress: bool = True,
         noise_sigma: float = 0.0,
         previous: Optional[InversionResult] = None,
+        discriminator=None,
     ) -> InversionResult:
         """Runs the method on one measurement batch.
 
@@ -212,6 +226,9 @@ class InversionMethod:
           noise_sigma: standard deviation of the noise in ``y`` (0 when noiseless); some
             methods need it (BM3D) or adapt to it (IAGAN and DIP run fewer iterations).
           previous: the result of the method named by :attr:`requires`, on the same ``y``.
+          discriminator: for methods that :attr:`needs_discriminator`: the feature map of
+            ``[0, 1]`` images (a callable, or an object with a ``features`` method such as
+            :class:`~tfinverse.models.ambient.AmbientNetworks`); ignored by the others.
 
         Returns:
           The :class:`~tfinverse.inversion.base.InversionResult` of the wrapped function,
@@ -230,6 +247,10 @@ class InversionMethod:
             raise ValueError(f"inversion method {self.name!r} does not apply: {applicability.reason}")
         if self.needs_generator and generator is None:
             raise ValueError(f"inversion method {self.name!r} needs a generative prior: pass generator=")
+        if self.needs_discriminator and discriminator is None:
+            raise ValueError(
+                f"inversion method {self.name!r} needs the discriminator trained with the generator: pass discriminator="
+            )
         if self.requires is not None:
             if previous is None:
                 raise ValueError(
@@ -242,8 +263,10 @@ class InversionMethod:
                 raise ValueError(
                     f"inversion method {self.name!r} starts from a {self.requires!r} result, got one from {made_by!r}"
                 )
+        # Only methods that take a discriminator see the keyword (the others' run() is unchanged).
+        extra = {"discriminator": discriminator} if self.needs_discriminator else {}
         result = self.run(operator, y, generator=generator, seed=seed, progress=progress,
-                          noise_sigma=noise_sigma, previous=previous)
+                          noise_sigma=noise_sigma, previous=previous, **extra)
         result.extras["method"] = self.name
         return result
 
@@ -279,9 +302,14 @@ def register(name: str) -> Callable[[type], type]:
     return decorator
 
 
-def available_methods() -> Tuple[str, ...]:
-    """The registered method names, in run order (every method after the one it starts from)."""
-    return tuple(_METHODS)
+def available_methods(model_specific: bool = False) -> Tuple[str, ...]:
+    """The registered method names, in run order (every method after the one it starts from).
+
+    Args:
+      model_specific: also list the methods that need a model of their own system besides
+        a generator (:attr:`InversionMethod.model_specific`, e.g. ``acsg``).
+    """
+    return tuple(name for name, cls in _METHODS.items() if model_specific or not cls.model_specific)
 
 
 def method_class(name: str) -> type:
@@ -370,14 +398,15 @@ def run_methods(
     progress: bool = True,
     noise_sigma: float = 0.0,
     skipped: Optional[Dict[str, str]] = None,
+    discriminator=None,
 ) -> Dict[str, InversionResult]:
     """Runs methods in the given order, each that applies, feeding each its required result.
 
     Args:
       methods: method objects; a method that starts from another (``requires``) must come
         after it (:func:`with_dependencies` gives such an order).
-      operator, y, generator, seed, progress, noise_sigma: the call arguments of every
-        method (see :meth:`InversionMethod.__call__`).
+      operator, y, generator, seed, progress, noise_sigma, discriminator: the call arguments
+        of every method (see :meth:`InversionMethod.__call__`).
       skipped: if given, filled with ``{name: reason}`` for the methods that did not run.
 
     Returns:
@@ -406,6 +435,7 @@ def run_methods(
             results[method.name] = method(
                 operator, y, generator=generator, seed=seed, progress=progress, noise_sigma=noise_sigma,
                 previous=results.get(method.requires) if method.requires else None,
+                discriminator=discriminator,
             )
             continue
         if skipped is not None:
@@ -603,3 +633,40 @@ class DIPMethod(InversionMethod):
         if settings["levels"] is None:
             settings["levels"] = dip_levels_for(min(tuple(operator.in_shape)[:2]))
         return dip(operator, y, seed=seed, progress=progress, **settings)
+
+
+@register("acsg")
+class ACSGMethod(InversionMethod):
+    """ACSG (:func:`tfinverse.inversion.acsg.acsg`): Ambient VAE-GAN's latent-optimisation baseline.
+
+    Needs the generator and the feature map of the discriminator trained with it
+    (``discriminator=``). The measurement is redrawn at every iteration: ``operator`` must draw
+    per call (``A(x, seed=s)``, e.g. ``drop_independent``), and under noise
+    (``noise_sigma > 0``) fresh Gaussian noise of that level is added to every draw, as the
+    original re-drew its ``add_noise`` measurement. For the original's CelebA measurement
+    (about mid grey) or any other noise model, call :func:`~tfinverse.inversion.acsg.acsg`
+    with :func:`tfinverse.tasks.ambient.build_measurement`. Settings are its keywords
+    (defaults: the original's); ``reference`` is not one (call the function to record the
+    MSE curve).
+    """
+
+    needs_generator = True
+    needs_discriminator = True
+    model_specific = True
+    defaults = _function_defaults(acsg, exclude=("reference",))
+
+    def applies_to(self, operator, noise_sigma: float = 0.0) -> Applicability:
+        if not _same_shape(operator):
+            return _does_not_apply(
+                f"ACSG compares discriminator features of measurements: {operator.name!r} does not output images"
+            )
+        return _APPLIES
+
+    def run(self, operator, y, *, generator, seed, progress, noise_sigma, previous, discriminator) -> InversionResult:
+        measure = operator
+        if noise_sigma > 0:
+            from tfinverse.models.ambient import AmbientMeasurement
+            from tfinverse.operators.noise import GaussianNoise
+
+            measure = AmbientMeasurement(operator.name, operator, GaussianNoise(sigma=noise_sigma))
+        return acsg(generator, discriminator, measure, y, seed=seed, progress=progress, **self._settings)

@@ -1,10 +1,23 @@
-"""Generative priors behind one interface: DCGAN (LVR), BEGAN and PGGAN (IAGAN).
+"""Generative priors behind one interface: DCGAN (LVR), BEGAN and PGGAN (IAGAN); Ambient VAE-GAN's networks.
 
 Every prior is a :class:`Generator`: ``g(z)`` maps ``[n, latent_dim]`` latents to float32
 NHWC images in ``[0, 1]``; ``g.sample_latent(n, seed)`` draws from its prior;
 ``g.trainable_variables`` are its weights; ``g.copy()`` is an independent deep copy.
 """
 
+from tfinverse.models.ambient import (
+    AmbientBatchNormalization,
+    AmbientConfig,
+    AmbientGenerator,
+    AmbientLearningRate,
+    AmbientNetworks,
+    build_ambient_decoder,
+    build_ambient_discriminator,
+    build_ambient_encoder,
+    from_network_range,
+    set_batch_statistics,
+    to_network_range,
+)
 from tfinverse.models.began import (
     BEGAN_GAMMA,
     BEGAN_LAMBDA_K,
@@ -101,4 +114,16 @@ __all__ = [
     "gradient_penalty",
     "wgan_gp_discriminator_loss",
     "PGGAN_LEAKY_SLOPE",
+    # Ambient VAE-GAN
+    "AmbientConfig",
+    "AmbientNetworks",
+    "AmbientGenerator",
+    "AmbientBatchNormalization",
+    "AmbientLearningRate",
+    "build_ambient_encoder",
+    "build_ambient_decoder",
+    "build_ambient_discriminator",
+    "set_batch_statistics",
+    "to_network_range",
+    "from_network_range",
 ]

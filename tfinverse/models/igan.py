@@ -53,6 +53,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfinverse.models.layers import FusedBatchNormalization
+
 __all__ = [
     "IGAN_FILTERS",
     "IGAN_KERNEL_SIZE",
@@ -245,7 +247,7 @@ def _conv_bn_act(x, filters: int, stride: int, activation, seeds: _Seeds, name: 
         kernel_initializer=keras.initializers.GlorotUniform(seed=seeds.next()),
         name=f"{name}_conv",
     )(x)
-    x = keras.layers.BatchNormalization(
+    x = FusedBatchNormalization(
         momentum=IGAN_BN_MOMENTUM, epsilon=IGAN_BN_EPSILON, center=True, scale=False, name=f"{name}_bn"
     )(x)
     if activation == "relu":

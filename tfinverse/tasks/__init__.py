@@ -7,9 +7,14 @@ presets and schedules.
   front end of the audio task.
 * :mod:`tfinverse.tasks.iagan`: IAGAN's inversion tasks, methods and the BEGAN/PGGAN
   training constants.
-* :mod:`tfinverse.tasks.lvr`: the DCGAN prior's training constants.
+* :mod:`tfinverse.tasks.lvr`: LVR's clipping rules and noise levels, the DCGAN prior's
+  training constants.
+* :mod:`tfinverse.tasks.ambient`: Ambient VAE-GAN's losses, optimiser schedule, forward
+  models, presets and test protocol.
+* :mod:`tfinverse.tasks.lir`: LIR's loss weights, update order settings, noise presets and
+  the low-dose CT setup.
 
-The settings modules (``igan``, ``iagan``, ``lvr``) import nothing heavy, so scripts read
+The settings modules (``igan``, ``iagan``, ``lvr``, ``ambient``, ``lir``) import nothing heavy, so scripts read
 them before TensorFlow loads; the names below that need TensorFlow load on first use.
 """
 
@@ -34,4 +39,4 @@ _LAZY = {
 
 __all__ = ["TASK_NAMES", *_LAZY]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, [*__all__, "igan", "iagan", "lvr", "igan_tasks", "audio"])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, [*__all__, "igan", "iagan", "lvr", "ambient", "lir", "igan_tasks", "audio"])
