@@ -7,6 +7,15 @@ import tensorflow as tf
 REDUCTIONS = ("mean", "sum", "none")
 
 
+def as_float32(values) -> tf.Tensor:
+    """``values`` as a float32 tensor; 16-bit activations of mixed precision are widened first.
+
+    Losses are computed in float32 whatever the compute dtype (``tf.convert_to_tensor`` with a
+    dtype refuses a bfloat16 tensor instead of casting it).
+    """
+    return tf.cast(tf.convert_to_tensor(values), tf.float32)
+
+
 def check_reduction(reduction: str) -> str:
     """Returns ``reduction`` after checking it is one of :data:`REDUCTIONS`.
 

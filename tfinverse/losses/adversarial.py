@@ -26,6 +26,8 @@ from typing import Iterable, Optional
 
 import tensorflow as tf
 
+from tfinverse.losses._reduction import as_float32
+
 __all__ = [
     "sigmoid_cross_entropy",
     "cross_entropy_discriminator_loss",
@@ -220,8 +222,8 @@ def gradient_penalty(
       ValueError: if neither ``seed`` nor ``interpolation_weights`` is given, or the sample
         shapes differ.
     """
-    real_images = tf.convert_to_tensor(real_images, tf.float32)
-    fake_images = tf.convert_to_tensor(fake_images, tf.float32)
+    real_images = as_float32(real_images)
+    fake_images = as_float32(fake_images)
     if real_images.shape.is_fully_defined() and fake_images.shape.is_fully_defined():
         if real_images.shape != fake_images.shape:
             raise ValueError(

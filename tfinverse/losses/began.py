@@ -18,6 +18,8 @@ from typing import Dict
 
 import tensorflow as tf
 
+from tfinverse.losses._reduction import as_float32
+
 __all__ = [
     "BEGAN_GAMMA",
     "BEGAN_LAMBDA_K",
@@ -47,8 +49,8 @@ def began_autoencoder_loss(images, reconstructions, reduction: str = "mean") -> 
     Raises:
       ValueError: for different static shapes or an unknown reduction.
     """
-    images = tf.convert_to_tensor(images, tf.float32)
-    reconstructions = tf.convert_to_tensor(reconstructions, tf.float32)
+    images = as_float32(images)
+    reconstructions = as_float32(reconstructions)
     if images.shape.is_fully_defined() and reconstructions.shape.is_fully_defined():
         if images.shape != reconstructions.shape:
             raise ValueError(
