@@ -1,4 +1,7 @@
-"""Generative priors behind one interface: DCGAN (LVR), BEGAN and PGGAN (IAGAN); Ambient VAE-GAN's networks.
+"""The networks of the five systems: the generative priors behind one interface (DCGAN for
+LVR, BEGAN and PGGAN for IAGAN), igan's estimator and discriminators, Ambient VAE-GAN's
+encoder, decoder and discriminator, and LIR's encoders, decoders and discriminators
+(``tfinverse.models.lir``).
 
 Every prior is a :class:`Generator`: ``g(z)`` maps ``[n, latent_dim]`` latents to float32
 NHWC images in ``[0, 1]``; ``g.sample_latent(n, seed)`` draws from its prior;
@@ -42,9 +45,20 @@ from tfinverse.models.dcgan import (
     forward_with_batch_statistics,
 )
 from tfinverse.models.generator import LATENT_DISTRIBUTIONS, Generator, KerasGenerator, sample_latent
+from tfinverse.models.igan import (
+    IganEstimator,
+    build_discriminators_for_task,
+    build_estimator_for_task,
+    build_igan_discriminator,
+    build_igan_estimator,
+    export_igan_estimator,
+    load_igan_export,
+    read_igan_metadata,
+)
 from tfinverse.models.layers import (
     EqualizedConv2D,
     EqualizedDense,
+    FusedBatchNormalization,
     MinibatchStdDev,
     PixelNorm,
     he_constant,
@@ -67,6 +81,16 @@ from tfinverse.models.pggan import (
 )
 
 __all__ = [
+    # igan
+    "IganEstimator",
+    "build_igan_estimator",
+    "build_igan_discriminator",
+    "build_estimator_for_task",
+    "build_discriminators_for_task",
+    "export_igan_estimator",
+    "load_igan_export",
+    "read_igan_metadata",
+    "FusedBatchNormalization",
     # interface
     "Generator",
     "KerasGenerator",
