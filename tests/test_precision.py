@@ -72,3 +72,17 @@ def test_bfloat16_training_run_exports_a_float32_generator(tmp_path):
     assert np.all(np.isfinite(images)) and images.min() >= 0.0 and images.max() <= 1.0
     # --mixed-precision, the flag of earlier versions, still means float16.
     assert script.build_parser().parse_args(["--mixed-precision"]).precision == "float16"
+
+
+@pytest.mark.parametrize("name", ["dcgan", "began", "pggan", "igan"])
+def test_every_trainer_steps_in_bfloat16_with_float32_variables(name):
+    from test_trainer_contract import build, run
+
+    with precision.precision_policy("bfloat16"):
+        trainer = build(name)
+        summary, _ = run(trainer, name, 2)
+    assert summary.final_step == 2
+    assert all(np.isfinite(value) for value in summary.final_metrics.values()), summary.final_metrics
+    assert all(variable.dtype == "float32" for variable in trainer.trainable_variables)
+    computing = [layer.dtype_policy.name for layer in trainer._flatten_layers() if hasattr(layer, "dtype_policy")]
+    assert "mixed_bfloat16" in computing
