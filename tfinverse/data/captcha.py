@@ -5,8 +5,9 @@ characters (DroidSansMono at sizes 42/50/56 on a 160x60 canvas, the ``captcha`` 
 own character placement, rotation and warping); the *noisy* image is a copy of it with 30
 dots of width 3 and one arc drawn in the text colour, then PIL's ``SMOOTH`` filter. Both
 are preprocessed alike: one RGB band is kept, inverted (``1 - x / 255``, so ink is bright
-and paper dark) and resized to 128x128. The clean image is not smoothed, as in the
-original; ``smooth_clean=True`` smooths it too.
+and paper dark) and resized to 128x128. The clean image is smoothed with the same filter,
+as the original's ``generate_image_pair`` did (so ``Z = Y - X`` holds the dots and the arc,
+not the filter's softening of the characters); ``smooth_clean=False`` keeps it sharp.
 
 Channel layout: the original kept one random RGB band; whether its networks then saw one
 channel or a replicated three is not published. Here every image is ``[H, W, 1]``;
@@ -221,7 +222,7 @@ def render_captcha(
     n_dots: int = 30,
     dot_width: int = 3,
     n_arcs: int = 1,
-    smooth_clean: bool = False,
+    smooth_clean: bool = True,
 ) -> CaptchaRendering:
     """Draws one CAPTCHA clean and noisy with the ``captcha`` package, seeded by ``rng``.
 
@@ -241,7 +242,7 @@ def render_captcha(
       n_dots: number of noise dots (igan: 30).
       dot_width: line width of a dot (igan: 3).
       n_arcs: number of noise arcs (igan: 1).
-      smooth_clean: also apply the smoothing filter to the clean image (igan: no).
+      smooth_clean: also apply the smoothing filter to the clean image (igan: yes).
 
     Returns:
       A :class:`CaptchaRendering`.

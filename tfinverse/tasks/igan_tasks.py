@@ -11,8 +11,8 @@ scored. Seven tasks:
 * ``denoising``: MNIST 64x64x1 plus ``noise_std * N(0, 1)`` (igan: 1.0, input PSNR below
   0.01 dB); ``Y`` unbounded.
 * ``captcha``: a CAPTCHA with dots and an arc (noisy, ``Y``) and with characters only
-  (clean, ``X``), 128x128x1; ``Z = Y - X`` in [-1, 1], mostly >= 0 (the noise is drawn in
-  the ink colour, but smoothing the noisy image also softens the characters' edges).
+  (clean, ``X``), 128x128x1, both smoothed as igan did; ``Z = Y - X`` in [-1, 1], mostly >= 0
+  (the noise is drawn in the ink colour).
 * ``toy2d``: 2-D points, ``[B, 2]``: ``Y`` a source (green) point, ``X`` its image under
   the affine map (red), ``Z = Y - X``.
 * ``audio_captcha``: STFT magnitude images (128x128x1 in [0, 1]) of a 2.5 s, 8 kHz
@@ -160,7 +160,7 @@ _OPTION_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "unmixing_mnist_cifar": {"clean_source": "auto", "digit_source": "auto"},
     "unmixing_mnist_mnist": {"digit_source": "auto"},
     "denoising": {"digit_source": "auto", "noise_std": 1.0},
-    "captcha": {"smooth_clean": False},
+    "captcha": {"smooth_clean": True},
     "toy2d": {"variant": "gaussian"},
     "audio_captcha": {"n_fft": N_FFT, "hop_length": HOP_LENGTH, "log_gain": LOG_GAIN, "duration": 2.5},
     "derain": {"rain_source": "auto", **RAIN_DEFAULTS},
@@ -240,7 +240,7 @@ def get_task(name: Union[str, IganTask], **options) -> IganTask:
       ``"mnist5k"``.
     * unmixing_mnist_mnist: ``digit_source``.
     * denoising: ``digit_source``; ``noise_std`` (igan: 1.0).
-    * captcha: ``smooth_clean`` (also smooth the clean image; igan: no).
+    * captcha: ``smooth_clean`` (smooth the clean image too, as igan did; False keeps it sharp).
     * toy2d: ``variant`` ``"gaussian"`` or ``"banana"``.
     * audio_captcha: ``n_fft`` (254), ``hop_length`` (157), ``log_gain`` (100) of
       :mod:`tfinverse.tasks.audio`; ``duration`` in seconds (2.5).
