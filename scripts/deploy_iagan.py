@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def misfit_row(label: str, misfit: dict) -> dict:
+def misfit_row(misfit: dict) -> dict:
     """One row of ``misfit.csv``: a task's noise energy beside CSGM's and IAGAN's data misfit."""
-    row = {"task": label, "measurements": misfit["measurements"], "sigma": misfit["sigma"],
+    row = {"task": misfit["task"], "measurements": misfit["measurements"], "sigma": misfit["sigma"],
            "noise_energy": misfit["noise_energy"]}
     for method in ("csgm", "iagan"):
         if f"{method}_misfit" in misfit:
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         write_task_summaries(writer, k, slug, outcome)
         figures.append((slug, outcome.columns))
         arrays.update({f"{slug}/{title}": np.asarray(images, np.float32) for title, images in outcome.columns[1:]})
-        misfit_rows.append(misfit_row(task.label, outcome.misfit))
+        misfit_rows.append(misfit_row(outcome.misfit))
         # The tables so far after every task: a late failure keeps the finished tasks.
         table = write_table(out, "results", all_rows, overwrite=bool(k) or args.overwrite,
                             floatfmt={"psnr_db": ".2f", "ssim": ".3f", "seconds_per_image": ".2f"})

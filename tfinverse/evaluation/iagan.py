@@ -24,7 +24,7 @@ class TaskOutcome(NamedTuple):
       columns: ``(title, images)`` pairs for a grid: original, naive, each method.
       histories: each iterative method's objective per iteration, mean over the images.
       misfit: the task's noise level against the data misfit the latent methods reached:
-        ``measurements`` (m), ``sigma`` (added to [0, 1] images), ``noise_energy``
+        ``task`` (the rows' label), ``measurements`` (m), ``sigma`` (added to [0, 1] images), ``noise_energy``
         (``m sigma^2``, the expected ``||e||^2`` per image) and ``<method>_misfit`` (mean over
         the images of ``||y - A x||^2`` at the method's returned estimate) for CSGM and IAGAN.
         A CSGM misfit well above the noise energy means the prior cannot explain the
@@ -136,7 +136,7 @@ def run_task(generator, task, x, args, seed: int, methods=None) -> TaskOutcome:
     naive_title = "observation" if naive_name == "observation" else "A^+ y"
     columns = [("original", x), (naive_title, observation)] + list(estimates.items())
     measurements = int(np.prod(operator.out_shape))
-    misfit = {"measurements": measurements, "sigma": sigma, "noise_energy": measurements * sigma**2}
+    misfit = {"task": label, "measurements": measurements, "sigma": sigma, "noise_energy": measurements * sigma**2}
     for method in ("csgm", "iagan"):
         if method in results:
             misfit[f"{method}_misfit"] = float(np.mean(np.asarray(results[method].best_objective, np.float64)))
