@@ -83,49 +83,53 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     args = parse_common_args(parser, argv)  # before anything heavy: --help and flag errors answer at once
-    from tfinverse import data, metrics
-    from tfinverse.evaluation.iagan import run_task, write_task_summaries
-    from tfinverse.pretrained import load_prior
-    from tfinverse.utils.results import atomic_write_bytes, npz_bytes, reported_figure, save_image_grid, write_table
+    from tfinverse.utils.precision import precision_policy
 
-    tasks = [parse_task(t) for t in args.tasks]
-    set_global_seed(args.seed)
-    generator = load_prior(args.prior)
-    x = data.held_out_images(args.images, args.num_images, generator.output_shape, args.data_dir)
-    out = output_dir_or_exit(args)
-    print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), "
-          f"images {generator.output_shape}; {len(x)} held-out images from {args.images}")
-    writer = summary_writer(args.log_dir)
-    all_rows, misfit_rows, figures, arrays = [], [], [], {"original": np.asarray(x, np.float32)}
-    for k, task in enumerate(progress(tasks, desc="tasks", force=True)):
-        print(f"task {task.label}", flush=True)
-        outcome = run_task(generator, task, x, args, seed=args.seed + k)
-        all_rows.extend(outcome.rows)
-        slug = f"{k:02d}_{task.name}"
-        write_task_summaries(writer, k, slug, outcome)
-        figures.append((slug, outcome.columns))
-        arrays.update({f"{slug}/{title}": np.asarray(images, np.float32) for title, images in outcome.columns[1:]})
-        misfit_rows.append(misfit_row(outcome.misfit))
-        # The tables so far after every task: a late failure keeps the finished tasks.
-        table = write_table(out, "results", all_rows, overwrite=bool(k) or args.overwrite,
-                            floatfmt={"psnr_db": ".2f", "ssim": ".3f", "seconds_per_image": ".2f"})
-        misfits = write_table(out, "misfit", misfit_rows, overwrite=bool(k) or args.overwrite, floatfmt=".4g")
-    writer.close()
-    atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite)
-    print(table)
-    print("Data misfit ||y - A x||^2 per image against the noise energy m sigma^2 (misfit above it: the prior "
-          "cannot explain y and image adaptation can help; at or below it, adapting fits noise):\n")
-    print(misfits)
-    for slug, columns in figures:
-        grid = [[images[i] for _, images in columns] for i in range(len(x))]
-        captions = [[""] + [f"PSNR {float(metrics.psnr(x[i:i + 1], images[i:i + 1])[0]):.2f}"
-                            for _, images in columns[1:]] for i in range(len(x))]
-        with reported_figure(out / f"{slug}.png"):
-            save_image_grid(out / f"{slug}.png", grid, col_labels=[c for c, _ in columns], captions=captions,
-                            overwrite=args.overwrite)
-    print(f"wrote results.csv|json|md, misfit.csv|json|md, estimates.npz, a grid per task and TensorBoard logs "
-          f"({args.log_dir}) to {out}")
-    return 0
+    # Networks built in the run (DIP, IAGAN copies, Keras priors) take the policy.
+    with precision_policy(args.precision):
+        from tfinverse import data, metrics
+        from tfinverse.evaluation.iagan import run_task, write_task_summaries
+        from tfinverse.pretrained import load_prior
+        from tfinverse.utils.results import atomic_write_bytes, npz_bytes, reported_figure, save_image_grid, write_table
+
+        tasks = [parse_task(t) for t in args.tasks]
+        set_global_seed(args.seed)
+        generator = load_prior(args.prior)
+        x = data.held_out_images(args.images, args.num_images, generator.output_shape, args.data_dir)
+        out = output_dir_or_exit(args)
+        print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), "
+              f"images {generator.output_shape}; {len(x)} held-out images from {args.images}")
+        writer = summary_writer(args.log_dir)
+        all_rows, misfit_rows, figures, arrays = [], [], [], {"original": np.asarray(x, np.float32)}
+        for k, task in enumerate(progress(tasks, desc="tasks", force=True)):
+            print(f"task {task.label}", flush=True)
+            outcome = run_task(generator, task, x, args, seed=args.seed + k)
+            all_rows.extend(outcome.rows)
+            slug = f"{k:02d}_{task.name}"
+            write_task_summaries(writer, k, slug, outcome)
+            figures.append((slug, outcome.columns))
+            arrays.update({f"{slug}/{title}": np.asarray(images, np.float32) for title, images in outcome.columns[1:]})
+            misfit_rows.append(misfit_row(outcome.misfit))
+            # The tables so far after every task: a late failure keeps the finished tasks.
+            table = write_table(out, "results", all_rows, overwrite=bool(k) or args.overwrite,
+                                floatfmt={"psnr_db": ".2f", "ssim": ".3f", "seconds_per_image": ".2f"})
+            misfits = write_table(out, "misfit", misfit_rows, overwrite=bool(k) or args.overwrite, floatfmt=".4g")
+        writer.close()
+        atomic_write_bytes(out / "estimates.npz", npz_bytes(arrays), overwrite=args.overwrite)
+        print(table)
+        print("Data misfit ||y - A x||^2 per image against the noise energy m sigma^2 (misfit above it: the prior "
+              "cannot explain y and image adaptation can help; at or below it, adapting fits noise):\n")
+        print(misfits)
+        for slug, columns in figures:
+            grid = [[images[i] for _, images in columns] for i in range(len(x))]
+            captions = [[""] + [f"PSNR {float(metrics.psnr(x[i:i + 1], images[i:i + 1])[0]):.2f}"
+                                for _, images in columns[1:]] for i in range(len(x))]
+            with reported_figure(out / f"{slug}.png"):
+                save_image_grid(out / f"{slug}.png", grid, col_labels=[c for c, _ in columns], captions=captions,
+                                overwrite=args.overwrite)
+        print(f"wrote results.csv|json|md, misfit.csv|json|md, estimates.npz, a grid per task and TensorBoard logs "
+              f"({args.log_dir}) to {out}")
+        return 0
 
 
 if __name__ == "__main__":

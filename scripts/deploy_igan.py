@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The script's command-line flags."""
     from tfinverse.tasks import TASK_NAMES
     from tfinverse.utils.cli import add_common_flags
+    from tfinverse.utils.precision import add_precision_flag
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="unmixing_mnist_cifar", choices=TASK_NAMES, help="the igan task")
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-grids", type=int, default=None, help="write at most this many grids (default: all)")
     parser.add_argument("--sample-rate", type=int, default=8000, help="audio sample rate; audio_captcha needs 8000")
     parser.add_argument("--max-audio-files", type=int, default=20, help="audio_captcha: clips written as WAV")
+    add_precision_flag(parser, help_suffix="; applies to an estimator rebuilt from --checkpoint (a SavedModel "
+                                           "computes as saved)")
     add_common_flags(parser, out_default="results/igan_deploy")
     return parser
 
@@ -290,13 +293,17 @@ def main(argv=None) -> int:
     from tfinverse.utils.cli import parse_common_args
 
     args = parse_common_args(build_parser(), argv)  # before anything heavy: --help answers at once
-    from tfinverse.data import DatasetUnavailableError
+    from tfinverse.utils.precision import precision_policy
 
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, DatasetUnavailableError) as error:
-        raise SystemExit(f"error: {error}") from None
-    return 0
+    # Networks built in the run (DIP, IAGAN copies, Keras priors) take the policy.
+    with precision_policy(args.precision):
+        from tfinverse.data import DatasetUnavailableError
+
+        try:
+            run(args)
+        except (ValueError, FileNotFoundError, FileExistsError, DatasetUnavailableError) as error:
+            raise SystemExit(f"error: {error}") from None
+        return 0
 
 
 if __name__ == "__main__":

@@ -46,34 +46,35 @@ Examples::
 Flags (defaults marked "original" are those of the original code; the iteration and image
 counts are chosen here so that the default run fits a few minutes on 2 cores):
 
-| flag                        | default                             | help                                                                                                                                                                                              |
-| --------------------------- | ----------------------------------- | ------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------- |
-| `--experiments`             | `recovery denoising`                | experiments to run (one of: recovery, denoising)                                                                                                                                                  |
-| `--prior`                   | `dcgan_mnist28`                     | a shipped prior's name, untrained:<name> (its layout, fresh weights, calibrated batch norm: a well-conditioned reference for recovery), or a SavedModel / TF-Hub-format directory / .keras / .pth |
-| `--images`                  | `mnist5k`                           | real images: a registered dataset (its held-out test split) or a folder of images                                                                                                                 |
-| `--num-images`              | `8`                                 | images per set: generated latents to recover, generated and real images to denoise (ours, for time)                                                                                               |
-| `--sa-images`               | `64`                                | generated images the sharpness attribute of each variance is estimated on (original: its batch, 64)                                                                                               |
-| `--variances`               | `0.001 0.005 0.01 0.05 0.1 0.5 1.0` | noise variances on the [-1, 1] scale (the original's)                                                                                                                                             |
-| `--clipping-modes`          | `stochastic projected none`         | clipping rules of the recovery experiment (one of: stochastic, projected, none)                                                                                                                   |
-| `--precisions`              | `0.1 0.01 0.001 0.0001 1e-05`       | success thresholds on the mean squared latent error (the original's)                                                                                                                              |
-| `--recovery-iterations`     | `3000`                              | gradient steps of the recovery experiment (ours, for time; the original halves its step only every 50000 steps)                                                                                   |
-| `--recovery-noise-variance` | `0.0`                               | noise variance ([-1, 1] scale) added to the images whose latents are recovered: 0 recovers from clean images (the precise-recovery test), > 0 is the paper's Table 1 setting                      |
-| `--denoise-iterations`      | `1000`                              | gradient steps of LVR and of the attribute estimation (ours, for time)                                                                                                                            |
-| `--learning-rate`           | `1.0`                               | step size of the gradient descent on z (original: 1.0)                                                                                                                                            |
-| `--lr-halving-steps`        | `50000`                             | the step size halves after every this many steps (original: 50000)                                                                                                                                |
-| `--early-stop-threshold`    | `0.005`                             | noisy runs stop once the summed error is below this times the batch (original: 0.005; the latent error when the true latents are known, else the objective); 0 disables                           |
-| `--batch-statistics`        | `off`                               | run the generator's batch norm on the statistics of the batch of guesses, as the original (needs a generator with that mode; the shipped prior is a SavedModel without it)                        |
-| `--grid-variances`          |                                     | variances shown in the grids (default: up to three spread over --variances)                                                                                                                       |
-| `--grid-images`             |                                     | images per variance in the grids (default: 2, or --num-images if fewer); 0 writes no grid                                                                                                         |
-| `--jit-compile`             | `off`                               | compile the descent steps with XLA                                                                                                                                                                |
-| `--out`                     | `runs/deploy_lvr`                   | output folder for images, tables and checkpoints                                                                                                                                                  |
-| `--seed`                    | `0`                                 | random seed of every draw in the run                                                                                                                                                              |
-| `--data-dir`                |                                     | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                                     |
-| `--log-dir`                 |                                     | TensorBoard log folder (default: <out>/logs)                                                                                                                                                      |
-| `--overwrite`               | `off`                               | write into a non-empty output folder and replace existing files                                                                                                                                   |
-| `--quiet`                   | `off`                               | no progress bars                                                                                                                                                                                  |
-| `--verbose`                 | `off`                               | show TensorFlow's start-up log                                                                                                                                                                    |
-| `--debug`                   | `off`                               | show the full traceback of an error                                                                                                                                                               |
+| flag                        | default                             | help                                                                                                                                                                                                                                                                              |
+| --------------------------- | ----------------------------------- | --------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------- |
+| `--experiments`             | `recovery denoising`                | experiments to run (one of: recovery, denoising)                                                                                                                                                                                                                                  |
+| `--prior`                   | `dcgan_mnist28`                     | a shipped prior's name, untrained:<name> (its layout, fresh weights, calibrated batch norm: a well-conditioned reference for recovery), or a SavedModel / TF-Hub-format directory / .keras / .pth                                                                                 |
+| `--images`                  | `mnist5k`                           | real images: a registered dataset (its held-out test split) or a folder of images                                                                                                                                                                                                 |
+| `--num-images`              | `8`                                 | images per set: generated latents to recover, generated and real images to denoise (ours, for time)                                                                                                                                                                               |
+| `--sa-images`               | `64`                                | generated images the sharpness attribute of each variance is estimated on (original: its batch, 64)                                                                                                                                                                               |
+| `--variances`               | `0.001 0.005 0.01 0.05 0.1 0.5 1.0` | noise variances on the [-1, 1] scale (the original's)                                                                                                                                                                                                                             |
+| `--clipping-modes`          | `stochastic projected none`         | clipping rules of the recovery experiment (one of: stochastic, projected, none)                                                                                                                                                                                                   |
+| `--precisions`              | `0.1 0.01 0.001 0.0001 1e-05`       | success thresholds on the mean squared latent error (the original's)                                                                                                                                                                                                              |
+| `--recovery-iterations`     | `3000`                              | gradient steps of the recovery experiment (ours, for time; the original halves its step only every 50000 steps)                                                                                                                                                                   |
+| `--recovery-noise-variance` | `0.0`                               | noise variance ([-1, 1] scale) added to the images whose latents are recovered: 0 recovers from clean images (the precise-recovery test), > 0 is the paper's Table 1 setting                                                                                                      |
+| `--denoise-iterations`      | `1000`                              | gradient steps of LVR and of the attribute estimation (ours, for time)                                                                                                                                                                                                            |
+| `--learning-rate`           | `1.0`                               | step size of the gradient descent on z (original: 1.0)                                                                                                                                                                                                                            |
+| `--lr-halving-steps`        | `50000`                             | the step size halves after every this many steps (original: 50000)                                                                                                                                                                                                                |
+| `--early-stop-threshold`    | `0.005`                             | noisy runs stop once the summed error is below this times the batch (original: 0.005; the latent error when the true latents are known, else the objective); 0 disables                                                                                                           |
+| `--batch-statistics`        | `off`                               | run the generator's batch norm on the statistics of the batch of guesses, as the original (needs a generator with that mode; the shipped prior is a SavedModel without it)                                                                                                        |
+| `--grid-variances`          |                                     | variances shown in the grids (default: up to three spread over --variances)                                                                                                                                                                                                       |
+| `--grid-images`             |                                     | images per variance in the grids (default: 2, or --num-images if fewer); 0 writes no grid                                                                                                                                                                                         |
+| `--jit-compile`             | `off`                               | compile the descent steps with XLA                                                                                                                                                                                                                                                |
+| `--precision`               | `float32`                           | numeric precision: float32, or 16-bit compute with float32 variables (mixed_bfloat16 is ~4x faster on CPUs with AMX-BF16; float16 is for GPUs, with loss scaling); applies to networks the run builds (a SavedModel prior computes as saved) (one of: float32, bfloat16, float16) |
+| `--out`                     | `runs/deploy_lvr`                   | output folder for images, tables and checkpoints                                                                                                                                                                                                                                  |
+| `--seed`                    | `0`                                 | random seed of every draw in the run                                                                                                                                                                                                                                              |
+| `--data-dir`                |                                     | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                                                                                                                     |
+| `--log-dir`                 |                                     | TensorBoard log folder (default: <out>/logs)                                                                                                                                                                                                                                      |
+| `--overwrite`               | `off`                               | write into a non-empty output folder and replace existing files                                                                                                                                                                                                                   |
+| `--quiet`                   | `off`                               | no progress bars                                                                                                                                                                                                                                                                  |
+| `--verbose`                 | `off`                               | show TensorFlow's start-up log                                                                                                                                                                                                                                                    |
+| `--debug`                   | `off`                               | show the full traceback of an error                                                                                                                                                                                                                                               |
 """
 
 from __future__ import annotations
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
       The parser; its epilog is the module docstring without the flag table.
     """
     from tfinverse.tasks.lvr import CLIPPING_MODES, ORIGINAL_NOISE_VARIANCES, ORIGINAL_PRECISIONS
+    from tfinverse.utils.precision import add_precision_flag
     from tfinverse.utils.cli import add_common_flags
 
     description, rest = __doc__.split("\n\n", 1)
@@ -222,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"images per variance in the grids (default: {_DEFAULT_GRID_IMAGES}, or --num-images if "
                              "fewer); 0 writes no grid")
     parser.add_argument("--jit-compile", action="store_true", help="compile the descent steps with XLA")
+    add_precision_flag(parser, help_suffix="; applies to networks the run builds (a SavedModel prior computes as saved)")
     add_common_flags(parser, out_default="runs/deploy_lvr")
     return parser
 
@@ -745,64 +748,68 @@ def main(argv=None) -> int:
     """
     started = time.perf_counter()
     args = parse_args(argv)
-    from tfinverse.pretrained import load_prior
-    from tfinverse.utils.cli import output_dir_or_exit, set_global_seed, summary_writer
-    from tfinverse.utils.results import atomic_write_text
+    from tfinverse.utils.precision import precision_policy
 
-    try:
-        generator = load_prior(args.prior)
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        raise SystemExit(f"error: --prior: {error}") from None
-    if args.batch_statistics and not _supports_batch_statistics(generator):
-        raise SystemExit(f"error: --batch-statistics: the prior ({type(generator).__name__}) has no batch-statistics "
-                         "mode; use a DCGANGenerator or leave the flag off")
-    real = None
-    if "denoising" in args.experiments:
-        from tfinverse import data
+    # Networks built in the run (DIP, IAGAN copies, Keras priors) take the policy.
+    with precision_policy(args.precision):
+        from tfinverse.pretrained import load_prior
+        from tfinverse.utils.cli import output_dir_or_exit, set_global_seed, summary_writer
+        from tfinverse.utils.results import atomic_write_text
 
-        real = data.held_out_images(args.images, args.num_images, generator.output_shape, args.data_dir)
-    out = output_dir_or_exit(args)
-    set_global_seed(args.seed)
-    writer = summary_writer(args.log_dir)
-    print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), images "
-          f"{tuple(generator.output_shape)}; experiments: {', '.join(args.experiments)}", flush=True)
+        try:
+            generator = load_prior(args.prior)
+        except (FileNotFoundError, KeyError, ValueError) as error:
+            raise SystemExit(f"error: --prior: {error}") from None
+        if args.batch_statistics and not _supports_batch_statistics(generator):
+            raise SystemExit(f"error: --batch-statistics: the prior ({type(generator).__name__}) has no batch-statistics "
+                             "mode; use a DCGANGenerator or leave the flag off")
+        real = None
+        if "denoising" in args.experiments:
+            from tfinverse import data
 
-    report = {
-        "command": " ".join([_SCRIPT_NAME, *(argv if argv is not None else sys.argv[1:])]),
-        "settings": {key: value for key, value in vars(args).items()},
-        "prior": {"name_or_path": args.prior, "latent_dim": generator.latent_dim,
-                  "latent_distribution": generator.latent_distribution,
-                  "image_shape": list(generator.output_shape)},
-        "psnr": "dataset PSNR 10 log10(1 / mean MSE) on [0, 1] images, estimates clipped to [0, 1]",
-        "notes": [],
-        "versions": {"python": platform.python_version(), "numpy": np.__version__},
-    }
-    import tensorflow as tf
+            real = data.held_out_images(args.images, args.num_images, generator.output_shape, args.data_dir)
+        out = output_dir_or_exit(args)
+        set_global_seed(args.seed)
+        writer = summary_writer(args.log_dir)
+        print(f"prior {args.prior}: latent {generator.latent_dim} ({generator.latent_distribution}), images "
+              f"{tuple(generator.output_shape)}; experiments: {', '.join(args.experiments)}", flush=True)
 
-    report["versions"]["tensorflow"] = tf.__version__
-    if not args.batch_statistics:
-        report["notes"].append("generator batch norm uses its moving averages (the original used the batch's "
-                               "statistics; see --batch-statistics)")
-    if "recovery" in args.experiments:
-        t0 = time.perf_counter()
-        report["recovery"] = run_recovery(generator, args, out, writer, report["notes"])
-        report["recovery"]["wall_time_seconds"] = round(time.perf_counter() - t0, 2)
-        report["recovery"]["success"] = ("a vector counts as recovered at precision p once its mean squared "
-                                         "component error is below p at some iteration")
-    if "denoising" in args.experiments:
-        t0 = time.perf_counter()
-        report["denoising"] = run_denoising(generator, real, args, out, writer, report["notes"])
-        report["denoising"]["wall_time_seconds"] = round(time.perf_counter() - t0, 2)
-        report["denoising"]["real_images"] = args.images
-        if report["denoising"]["bm3d_note"]:
-            report["notes"].append(report["denoising"]["bm3d_note"])
-    writer.flush()
-    report["wall_time_seconds"] = round(time.perf_counter() - started, 2)
-    atomic_write_text(out / "run.json", json.dumps(_json_ready(report), indent=2, allow_nan=False) + "\n",
-                      overwrite=args.overwrite)
-    print(f"wrote {', '.join(f'{e}.csv|json|md' for e in args.experiments)}, PNGs and run.json to {out} "
-          f"in {report['wall_time_seconds']:.0f} s", flush=True)
-    return 0
+        report = {
+            "command": " ".join([_SCRIPT_NAME, *(argv if argv is not None else sys.argv[1:])]),
+            "settings": {key: value for key, value in vars(args).items()},
+            "prior": {"name_or_path": args.prior, "latent_dim": generator.latent_dim,
+                      "latent_distribution": generator.latent_distribution,
+                      "image_shape": list(generator.output_shape)},
+            "psnr": "dataset PSNR 10 log10(1 / mean MSE) on [0, 1] images, estimates clipped to [0, 1]",
+            "notes": [],
+            "versions": {"python": platform.python_version(), "numpy": np.__version__},
+        }
+        import tensorflow as tf
+
+        report["versions"]["tensorflow"] = tf.__version__
+        if not args.batch_statistics:
+            report["notes"].append("generator batch norm uses its moving averages (the original used the batch's "
+                                   "statistics; see --batch-statistics)")
+        if "recovery" in args.experiments:
+            t0 = time.perf_counter()
+            report["recovery"] = run_recovery(generator, args, out, writer, report["notes"])
+            report["recovery"]["wall_time_seconds"] = round(time.perf_counter() - t0, 2)
+            report["recovery"]["success"] = ("a vector counts as recovered at precision p once its mean squared "
+                                             "component error is below p at some iteration")
+        if "denoising" in args.experiments:
+            t0 = time.perf_counter()
+            report["denoising"] = run_denoising(generator, real, args, out, writer, report["notes"])
+            report["denoising"]["wall_time_seconds"] = round(time.perf_counter() - t0, 2)
+            report["denoising"]["real_images"] = args.images
+            if report["denoising"]["bm3d_note"]:
+                report["notes"].append(report["denoising"]["bm3d_note"])
+        writer.flush()
+        report["wall_time_seconds"] = round(time.perf_counter() - started, 2)
+        atomic_write_text(out / "run.json", json.dumps(_json_ready(report), indent=2, allow_nan=False) + "\n",
+                          overwrite=args.overwrite)
+        print(f"wrote {', '.join(f'{e}.csv|json|md' for e in args.experiments)}, PNGs and run.json to {out} "
+              f"in {report['wall_time_seconds']:.0f} s", flush=True)
+        return 0
 
 
 if __name__ == "__main__":

@@ -167,3 +167,18 @@ def test_paper_presets_per_task(deploy):
     assert (pggan.csgm_iterations, pggan.iagan_iterations, pggan.iagan_lr_theta) == (1800, 300, 1e-3)
     flags = apply_preset(args := deploy.build_parser().parse_args([]), deploy.parse_task("sr"))
     assert flags.iagan_iterations == args.iagan_iterations == 300 and isinstance(flags, argparse.Namespace)
+
+
+def test_bfloat16_precision_runs_and_restores_the_policy(deploy, prior_path, tmp_path):
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    out = tmp_path / "bf16"
+    deploy.main(["--prior", str(prior_path), "--tasks", "sr:factor=4", "--methods", "csgm", "iagan", "dip",
+                 "--num-images", "2", "--csgm-iterations", "3", "--restarts", "1", "--iagan-iterations", "2",
+                 "--dip-iterations", "2", "--dip-channels", "4", "--precision", "bfloat16", "--out", str(out)])
+    assert keras.mixed_precision.global_policy().name == before
+    arrays = np.load(out / "estimates.npz")
+    for method in ("csgm", "iagan", "dip"):
+        estimate = arrays[f"00_sr/{method}"]
+        assert estimate.dtype == np.float32 and np.all(np.isfinite(estimate))
