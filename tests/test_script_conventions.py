@@ -34,6 +34,10 @@ DATA_ERRORS = {
     "train_igan": (["--task", "denoising", "--task-option", "bogus=1"], "bogus"),
     "deploy_igan": (["--task", "denoising", "--saved-model", "/nonexistent"], "/nonexistent"),
     "train_classifier": (["--out", "classifier.txt"], "--out must end in .keras"),
+    "train_ambient_vae_gan": (["--dataset", "celeba", "--data-dir", "/nonexistent", "--steps", "1"], "/nonexistent"),
+    "deploy_ambient_vae_gan": (["--ambient", "/nonexistent"], "/nonexistent does not exist"),
+    "train_lir": (["--noisy-dir", "/nonexistent", "--clean-dir", "/nonexistent_clean", "--steps", "1"], "/nonexistent"),
+    "deploy_lir": (["--model", "/nonexistent"], "/nonexistent does not exist"),
 }
 
 

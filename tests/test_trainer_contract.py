@@ -1,4 +1,4 @@
-"""The trainer contract, checked on every trainer (DCGAN, BEGAN, PGGAN, igan) at tiny sizes.
+"""The trainer contract, checked on every trainer (DCGAN, BEGAN, PGGAN, igan, LIR, Ambient VAE-GAN) at tiny sizes.
 
 Every trainer of :mod:`tfinverse.training` must, through the one loop
 (:func:`tfinverse.training.loop.train`):
@@ -56,8 +56,14 @@ from tfinverse.training import (
     train,
 )
 from tfinverse.training.igan import IGAN, igan_optimizers
+from tfinverse.models.lir import build_lir_networks
+from tfinverse.training.lir import LIRTrainer, export_restorer, lir_optimizers
+from tfinverse.models.ambient import AmbientNetworks
+from tfinverse.tasks.ambient import AmbientConfig, build_measurement
+from tfinverse.training.ambient import AmbientVAEGANTrainer, ambient_optimizers
 
-TRAINERS = ("dcgan", "began", "pggan", "igan")
+TRAINERS = ("dcgan", "began", "pggan", "igan", "lir", "ambient")
+AMBIENT_CONFIG = AmbientConfig(8, 1, 4, "mnist")
 BATCH = 4
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -79,6 +85,18 @@ def build(name, seed=0):
         # 8 images per phase at batch 4: the 8x8 level fades in within the first steps
         trainer = PGGANTrainer(generator, discriminator, ProgressiveSchedule(2, 8), seed=0)
         trainer.compile(*pggan_optimizers())
+    elif name == "lir":
+        # tiny LIR (width 2, one ResBlock) with per-step Gaussian noise on the noisy stream
+        from tfinverse.operators.noise import get_noise
+
+        networks = build_lir_networks(1, seed=seed, width=2, dis_width=4, num_res=1)
+        trainer = LIRTrainer(networks, noise=get_noise("gaussian", sigma=0.2, clip=True), seed=0)
+        trainer.compile(lir_optimizers(1e-3))
+    elif name == "ambient":
+        # tiny Ambient VAE-GAN (8x8 grey, MNIST layout, latent 4) measuring its batches itself
+        measure = build_measurement("drop_independent:p=0.5", AMBIENT_CONFIG.image_shape)
+        trainer = AmbientVAEGANTrainer(AmbientNetworks.build(AMBIENT_CONFIG, seed=seed), measure, seed=0)
+        trainer.compile(*ambient_optimizers())
     else:
         task = get_task("denoising")
         network = igan_models.build_igan_estimator(
@@ -100,6 +118,8 @@ def dataset_factory(name):
         x = rng.random((12, 64, 64, 1)).astype(np.float32)
         noise = rng.normal(size=x.shape).astype(np.float32)
         data = {"y": x + noise, "x": x, "component": noise, "x2": rng.permutation(x)}
+    elif name == "lir":  # unpaired (noisy-domain, clean) 64 px crops: the content D needs >= 36 px
+        data = tuple(rng.random((12, 64, 64, 1)).astype(np.float32) for _ in range(2))
     else:
         data = rng.random((12, 8, 8, 1)).astype(np.float32)
 
@@ -208,6 +228,19 @@ def test_resumed_run_equals_an_uninterrupted_one(name, tmp_path):
 def test_export_loads_in_its_consumer(name, tmp_path):
     trainer = build(name)
     run(trainer, name, 2)
+    if name == "lir":  # the restorer SavedModel, read by hub.load_restorer (deploy_lir.py's loader)
+        export_restorer(trainer.nets, tmp_path / "restorer", channels=1)
+        loaded = hub.load_restorer(str(tmp_path / "restorer"))
+        noisy = np.random.default_rng(3).random((2, 64, 64, 1)).astype(np.float32)
+        np.testing.assert_allclose(loaded(noisy).numpy(), trainer.restore_images(noisy), atol=1e-5)
+        return
+    if name == "ambient":  # the enhancer y -> x (posterior mean), read by hub.load_image_model
+        trainer.calibrate_batch_norm(dataset_factory(name)(0).take(1).get_single_element().numpy())
+        trainer.export_enhancer(tmp_path / "enhancer")
+        enhancer = hub.load_image_model(str(tmp_path / "enhancer"))
+        y = dataset_factory(name)(1).take(1).get_single_element().numpy()
+        np.testing.assert_allclose(enhancer(y).numpy(), trainer.enhance(y, population=True), atol=1e-5)
+        return
     if name != "igan":
         hub.export_generator(trainer.generator, str(tmp_path / "generator"))
         loaded = hub.load_generator(str(tmp_path / "generator"))

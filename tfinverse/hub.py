@@ -22,6 +22,10 @@ required.
   :mod:`tfinverse.utils.torch_pickle` into a
   :class:`~tfinverse.models.pggan.PGGANGenerator` (original layout).
 
+Image-to-image models (Ambient VAE-GAN's enhancer ``y -> x``): :func:`export_image_model` writes
+a ``default`` signature from ``y`` (float32 ``[None, H, W, C]``) to ``default`` images with
+``assets/tfinverse_image_model.json``; :func:`load_image_model` returns a function ``y -> images``.
+
 SavedModels sit behind :class:`SavedModelLayer`, a Keras 3 layer (``hub.KerasLayer`` cannot
 be used in Keras 3 models). Its variables are the SavedModel's own ``tf.Variable`` objects,
 wrapped as Keras variables, so they are trainable (IAGAN fine-tunes them) and optimisers
@@ -65,11 +69,20 @@ __all__ = [
     "guess_output_range",
     "SavedModelLayer",
     "SavedModelGenerator",
+    "IMAGE_MODEL_METADATA_FILENAME",
+    "IMAGE_MODEL_FORMAT_NAME",
+    "export_image_model",
+    "read_image_model_metadata",
+    "load_image_model",
+    "load_restorer",
 ]
 
 METADATA_FILENAME = "tfinverse_generator.json"
 FORMAT_NAME = "tfinverse.generator"
 FORMAT_VERSION = 1
+
+IMAGE_MODEL_METADATA_FILENAME = "tfinverse_image_model.json"
+IMAGE_MODEL_FORMAT_NAME = "tfinverse.image_model"
 
 _DEFAULT_SIGNATURE = "default"
 _NATIVE_SIGNATURE = "native"
@@ -1009,3 +1022,216 @@ def load_generator(
         f"cannot load a generator from {path!r}: expected a SavedModel directory, a .keras file "
         "or a PyTorch .pth/.pt state_dict"
     )
+
+
+# ----------------------------------------------------------------------------- image-to-image models
+
+
+class _ImageModelRoot(tf.Module):
+    """Root object of an exported image-to-image model (saved ``variables`` lists, as generators)."""
+
+    variables = None
+    trainable_variables = None
+
+
+def export_image_model(
+    fn: Callable[[tf.Tensor], tf.Tensor],
+    path: str,
+    input_shape: Sequence[int],
+    overwrite: bool = False,
+    *,
+    variables: Optional[Sequence[tf.Variable]] = None,
+    extra_metadata: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Writes an image-to-image function (an enhancer ``y -> x``) as a TF-Hub-style SavedModel.
+
+    One ``default`` signature: input ``y`` float32 ``[None, H, W, C]`` -> output ``default``
+    float32 ``[None, H', W', C']`` (images in ``[0, 1]`` by convention); ``obj(y)`` calls it.
+    The description (shapes, versions, ``extra``) is in ``assets/tfinverse_image_model.json``.
+    Written atomically like :func:`export_generator`; :func:`load_image_model` reads it back.
+
+    Args:
+      fn: ``y -> images``, traceable by ``tf.function``.
+      path: target directory.
+      input_shape: ``(H, W, C)`` of the inputs.
+      overwrite: replace an existing ``path``.
+      variables: the variables ``fn`` reads (default: those its trace captures).
+      extra_metadata: free-form JSON-serialisable dict stored under ``"extra"``.
+
+    Returns:
+      The metadata dict written.
+
+    Raises:
+      FileExistsError: if ``path`` exists and ``overwrite`` is False.
+      ValueError: if the output is not ``[None, H, W, C]`` or ``extra_metadata`` is not JSON.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} already exists; pass overwrite=True to replace it")
+    input_shape = tuple(int(d) for d in input_shape)
+    y_spec = tf.TensorSpec([None, *input_shape], tf.float32, name="y")
+
+    @tf.function(input_signature=[y_spec])
+    def apply(y):
+        return tf.cast(fn(y), tf.float32)
+
+    @tf.function(input_signature=[y_spec])
+    def default_signature(y):
+        return {"default": apply(y)}
+
+    concrete = default_signature.get_concrete_function()
+    output_shape = concrete.structured_outputs["default"].shape
+    if output_shape.rank != 4 or not output_shape[1:].is_fully_defined():
+        raise ValueError(f"the model must output images [None, H, W, C], got {output_shape}")
+    if variables is None:
+        captured: Dict[int, tf.Variable] = {}
+        for function in (concrete, apply.get_concrete_function()):
+            for variable in function.variables:
+                captured.setdefault(id(variable), variable)
+        variables = list(captured.values())
+    variables = list(variables)
+
+    from tfinverse import __version__
+
+    metadata = {
+        "format": IMAGE_MODEL_FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "input_shape": list(input_shape),
+        "output_shape": [int(d) for d in output_shape[1:]],
+        "value_range": [0.0, 1.0],
+        "signatures": {_DEFAULT_SIGNATURE: "default"},
+        "input_name": "y",
+        "tfinverse_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "extra": _jsonable(dict(extra_metadata or {}), "extra_metadata"),
+    }
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            metadata_file = os.path.join(scratch, IMAGE_MODEL_METADATA_FILENAME)
+            with open(metadata_file, "w", encoding="utf-8") as f:
+                json.dump(metadata, f, indent=2, sort_keys=True)
+            root = _ImageModelRoot()
+            root.variables = variables
+            root.trainable_variables = [v for v in variables if v.trainable]
+            root.metadata_file = tf.saved_model.Asset(metadata_file)
+            root.__call__ = apply
+            export_dir = os.path.join(staging, name)
+            tf.saved_model.save(root, export_dir, signatures={_DEFAULT_SIGNATURE: concrete})
+        _replace_directory(export_dir, path, overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return metadata
+
+
+def read_image_model_metadata(path: str) -> Optional[Dict[str, Any]]:
+    """The description stored by :func:`export_image_model`, or None for another directory.
+
+    Raises:
+      ValueError: if the file exists but is not a description of this format.
+    """
+    metadata_file = os.path.join(os.fspath(path), "assets", IMAGE_MODEL_METADATA_FILENAME)
+    if not os.path.isfile(metadata_file):
+        return None
+    try:
+        with open(metadata_file, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except ValueError as error:
+        raise ValueError(f"{metadata_file!r} is not valid JSON: {error}") from error
+    if not isinstance(metadata, dict) or metadata.get("format") != IMAGE_MODEL_FORMAT_NAME:
+        raise ValueError(f"{metadata_file!r} is not a {IMAGE_MODEL_FORMAT_NAME} description")
+    return metadata
+
+
+def load_image_model(path: str, signature: Optional[str] = None, output_key: Optional[str] = None):
+    """Loads an image-to-image SavedModel as a function ``y -> images`` (float32 tensors).
+
+    Reads exports of :func:`export_image_model` (their metadata is attached as
+    ``fn.metadata``) and any TF2 SavedModel with a signature from one float image input to
+    images (``default``, else ``serving_default``, else the only one).
+
+    Args:
+      path: the SavedModel directory.
+      signature: signature key (see above for the default).
+      output_key: output of the signature (default the only one, else ``"default"``).
+
+    Returns:
+      A callable ``fn(y)`` on float ``[n, H, W, C]`` arrays or tensors returning float32
+      tensors; ``fn.metadata`` (dict or None), ``fn.signature``, ``fn.variables``.
+
+    Raises:
+      FileNotFoundError: if ``path`` does not exist.
+      ValueError: if it is not a TF2 SavedModel with such a signature.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no image model at {path!r}")
+    if not os.path.isdir(path):
+        raise ValueError(f"{path!r} is not a SavedModel directory")
+    metadata = read_image_model_metadata(path)
+    proto = _read_saved_model_proto(path)
+    if not _is_tf2_saved_model(proto):
+        raise ValueError(f"{path!r} is a TF1 SavedModel; load_image_model reads TF2 SavedModels")
+    loaded = tf.saved_model.load(path)
+    key = _pick_signature(list(loaded.signatures.keys()), signature, path)
+    concrete = loaded.signatures[key]
+    inputs = {name: _spec_of(spec) for name, spec in concrete.structured_input_signature[1].items()}
+    images = [name for name, (dtype, shape) in inputs.items() if dtype.is_floating and shape.rank == 4]
+    if len(inputs) != 1 or not images:
+        raise ValueError(f"signature {key!r} of {path!r} must take one float image input [batch, H, W, C], "
+                         f"it takes {inputs}")
+    outputs = {name: _spec_of(spec) for name, spec in concrete.structured_outputs.items()}
+    output_name = _pick_output(outputs, output_key, key)
+    input_name, input_dtype = images[0], inputs[images[0]][0]
+
+    def fn(y):
+        result = concrete(**{input_name: tf.cast(tf.convert_to_tensor(y), input_dtype)})[output_name]
+        return tf.cast(result, tf.float32)
+
+    fn.metadata = metadata
+    fn.signature = key
+    fn.variables = list(concrete.variables)
+    fn.keepalive = loaded
+    return fn
+
+
+# ----------------------------------------------------------------------------- LIR restorers
+
+
+def load_restorer(path: str):
+    """Loads a restorer SavedModel of :func:`tfinverse.training.lir.export_restorer` (LIR).
+
+    The export takes images of any size (padded to a multiple of 4 inside, cropped back)
+    and returns them restored, clipped to [0, 1].
+
+    Args:
+      path: the SavedModel directory (``<run>/restorer``).
+
+    Returns:
+      A callable ``fn(images)`` on float ``[n, H, W, C]`` arrays or tensors in [0, 1],
+      returning float32 tensors of the same shape; ``fn.metadata`` holds the stored
+      description (channels, and under ``"extra"`` the training settings).
+
+    Raises:
+      FileNotFoundError: if ``path`` does not exist.
+      ValueError: if ``path`` is not a restorer export.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no restorer at {path!r}")
+    metadata_file = os.path.join(path, "assets", "tfinverse_restorer.json")
+    if not os.path.isfile(metadata_file):
+        raise ValueError(f"{path!r} is not a tfinverse restorer export (no assets/tfinverse_restorer.json)")
+    with open(metadata_file, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    loaded = tf.saved_model.load(path)
+    concrete = loaded.signatures[metadata.get("signature", "default")]
+
+    def fn(images):
+        return concrete(y=tf.cast(tf.convert_to_tensor(images), tf.float32))["default"]
+
+    fn.metadata = metadata
+    fn.keepalive = loaded
+    return fn

@@ -332,7 +332,7 @@ _NPY_LAYOUT = """  noisy_dir/*.npy and clean_dir/*.npy: one 2-D slice per file (
     description="LIR: real CT slices from two .npy folders (noisy_dir low dose, clean_dir full dose)",
 )
 def ct_npy(split: str, noisy_dir: Optional[str] = None, clean_dir: Optional[str] = None,
-           allow_same_names: bool = False, shuffle_seed: Optional[int] = None):
+           allow_same_names: bool = False, shuffle_seed: Optional[int] = None, crop_size: int = 0):
     """Real CT slices from ``.npy`` folders, streamed.
 
     Both folders are checked as :func:`tfinverse.data.unpaired.check_unpaired_folders`
@@ -346,6 +346,7 @@ def ct_npy(split: str, noisy_dir: Optional[str] = None, clean_dir: Optional[str]
       allow_same_names: accept the same file names in both folders (refused by default: a
         paired low/full-dose set, such as AAPM-Mayo's, must be split into disjoint slices).
       shuffle_seed: filled in by ``load``: shuffles the file list every epoch.
+      crop_size: refuse slices smaller than this in either direction (0: no check).
 
     Returns:
       A ``tf.data.Dataset`` of float32 ``[H, W, 1]`` slices.
@@ -368,6 +369,8 @@ def ct_npy(split: str, noisy_dir: Optional[str] = None, clean_dir: Optional[str]
         shape = array.shape[:2] if array.ndim == 3 and array.shape[-1] == 1 else array.shape
         if len(shape) != 2:
             raise InputError(f"{path} has shape {array.shape}; expected one slice [H, W] or [H, W, 1]")
+        if crop_size and min(shape) < int(crop_size):
+            raise InputError(f"{path} is {shape[0]}x{shape[1]}, smaller than the {crop_size}x{crop_size} crop")
         low, high = float(np.min(array)), float(np.max(array))
         if low < -1e-6 or high > 1 + 1e-6:
             raise InputError(f"{path} has values in [{low:.4g}, {high:.4g}]; expected [0, 1] slices "

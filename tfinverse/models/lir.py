@@ -32,7 +32,8 @@ averages with momentum 0.1, i.e. Keras momentum 0.9, of the unbiased batch varia
 Any input size that is a multiple of 4 works for the generators (the restorer is fully
 convolutional); the 3-scale discriminator needs at least 32 px so that its coarsest scale
 still has 2 px left for its last reflect pad (64 px crops, as trained, give 4x4, 2x2 and
-1x1 patch outputs).
+1x1 patch outputs); the content discriminator's four reflect-padded stride-2 convs need
+codes of at least 9 px, i.e. training crops of at least 36 px.
 """
 
 from __future__ import annotations
@@ -564,7 +565,8 @@ class LIRNetworks:
         return self.dec_cont_b(self.enc_cont_a(noisy, training=training), training=training)
 
 
-def build_lir_networks(channels: int = 3, config: str = "noise2clear", seed: Optional[int] = 0) -> LIRNetworks:
+def build_lir_networks(channels: int = 3, config: str = "noise2clear", seed: Optional[int] = 0,
+                       width: int = 64, dis_width: Optional[int] = None, num_res: int = 4) -> LIRNetworks:
     """All eight networks of an LIR model, named ``enc_cont_a``, ``dec_cont_b``, ... .
 
     Args:
@@ -572,6 +574,12 @@ def build_lir_networks(channels: int = 3, config: str = "noise2clear", seed: Opt
       config: ``"noise2clear"`` (3-scale, width-64 image discriminators) or ``"noise2self"``
         (1 scale, width 256).
       seed: base initialiser seed (each network gets its own); None draws randomly.
+      width: channels of the generators' first conv (64, the original's); the codes have
+        ``4 * width`` channels (256) and the content discriminator is ``4 * width`` wide.
+        Smaller widths are tfinverse's, to train on a CPU in minutes (the cost scales as
+        ``width ** 2``).
+      dis_width: first-layer width of the image discriminators (default: the config's).
+      num_res: ResBlocks in each encoder and decoder (4).
 
     Returns:
       A :class:`LIRNetworks`.
@@ -581,20 +589,26 @@ def build_lir_networks(channels: int = 3, config: str = "noise2clear", seed: Opt
     """
     if config not in DISCRIMINATOR_CONFIGS:
         raise InputError(f"unknown LIR config {config!r}; valid: {', '.join(sorted(DISCRIMINATOR_CONFIGS))}")
-    dis = DISCRIMINATOR_CONFIGS[config]
+    dis = dict(DISCRIMINATOR_CONFIGS[config])
+    if dis_width is not None:
+        dis["width"] = int(dis_width)
+    width, num_res = int(width), int(num_res)
+    if width < 1 or num_res < 0:
+        raise InputError(f"width must be >= 1 and num_res >= 0, got {width} and {num_res}")
+    code = 4 * width
 
     def sub(i):
         return None if seed is None else int(seed) * 16 + i
 
     return LIRNetworks(
-        enc_cont_a=build_content_encoder(channels, name="enc_cont_a", seed=sub(0)),
-        enc_noise_a=build_noise_encoder(channels, name="enc_noise_a", seed=sub(1)),
-        dec_recs_a=build_recs_decoder(channels, name="dec_recs_a", seed=sub(2)),
-        enc_cont_b=build_content_encoder(channels, name="enc_cont_b", seed=sub(3)),
-        dec_cont_b=build_content_decoder(channels, name="dec_cont_b", seed=sub(4)),
+        enc_cont_a=build_content_encoder(channels, width, num_res, name="enc_cont_a", seed=sub(0)),
+        enc_noise_a=build_noise_encoder(channels, width, code, name="enc_noise_a", seed=sub(1)),
+        dec_recs_a=build_recs_decoder(channels, 2 * code, num_res, name="dec_recs_a", seed=sub(2)),
+        enc_cont_b=build_content_encoder(channels, width, num_res, name="enc_cont_b", seed=sub(3)),
+        dec_cont_b=build_content_decoder(channels, code, num_res, name="dec_cont_b", seed=sub(4)),
         dis_a=build_image_discriminator(channels, name="dis_a", seed=sub(5), **dis),
         dis_b=build_image_discriminator(channels, name="dis_b", seed=sub(6), **dis),
-        dis_content=build_content_discriminator(name="dis_content", seed=sub(7)),
+        dis_content=build_content_discriminator(code, code, name="dis_content", seed=sub(7)),
     )
 
 

@@ -57,6 +57,9 @@ __all__ = [
     "CT_IMAGE_SIZE",
     "CT_WINDOWED",
     "ORIGINAL_CT_SLICE",
+    "NOISE_KINDS",
+    "DEFAULT_SIGMA_255",
+    "noise_spec",
 ]
 
 #: The two configs: image-discriminator layout (noise2self: 1 scale, width 256). The
@@ -204,3 +207,30 @@ ORIGINAL_CT_SLICE: Dict[str, Tuple[float, float]] = {
     "dip": (24.90, 0.85),
     "lir": (28.19, 0.92),
 }
+
+# --- Scripts ----------------------------------------------------------------------------
+#: ``--noise`` of scripts/train_lir.py and deploy_lir.py: Gaussian / Poisson drawn per step on
+#: the noisy set's images, ``ct`` the low-dose CT set (already noisy), ``given`` a folder of
+#: really noisy images used as they are (``--noisy-dir``).
+NOISE_KINDS: Tuple[str, ...] = ("gaussian", "poisson", "ct", "given")
+#: Gaussian sigma of the original, in 8-bit units (sigma = 50 / 255).
+DEFAULT_SIGMA_255 = 50.0
+
+
+def noise_spec(kind: str, sigma_255: float = DEFAULT_SIGMA_255):
+    """``get_noise`` keyword arguments of a ``--noise`` kind, or None when the data is noisy.
+
+    Args:
+      kind: one of :data:`NOISE_KINDS`.
+      sigma_255: Gaussian standard deviation in 8-bit units (50 or 25 in the paper).
+
+    Returns:
+      A dict for :func:`tfinverse.operators.noise.get_noise`, or None (``ct``, ``given``).
+    """
+    if kind == "gaussian":
+        return {"name": "gaussian", "sigma": float(sigma_255) / 255.0, "clip": True}
+    if kind == "poisson":
+        return dict(NOISE_PRESETS["poisson"])
+    if kind in ("ct", "given"):
+        return None
+    raise ValueError(f"--noise must be one of {', '.join(NOISE_KINDS)}, got {kind!r}")
