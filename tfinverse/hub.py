@@ -60,6 +60,7 @@ import tensorflow as tf
 from tfinverse.models.generator import Generator, KerasGenerator, sample_latent
 
 __all__ = [
+    "save_with_metadata",
     "METADATA_FILENAME",
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -156,6 +157,39 @@ def _replace_directory(source: str, target: str, overwrite: bool) -> None:
         raise
     finally:
         shutil.rmtree(backup, ignore_errors=True)
+
+
+def save_with_metadata(root: tf.Module, path: str, metadata: Dict[str, Any], metadata_filename: str,
+                       signatures: Dict[str, Any], overwrite: bool = False) -> None:
+    """Saves ``root`` as a SavedModel at ``path`` with ``metadata`` as a JSON asset, atomically.
+
+    The model is written into a hidden staging folder beside ``path`` and moved into place
+    only when complete (:func:`_replace_directory`), so an interrupted export never leaves a
+    half-written model where a complete one was; the metadata travels inside the SavedModel
+    as an asset (``root.metadata_file``).
+
+    Args:
+      root: the ``tf.Module`` to save (its ``variables`` and functions already attached).
+      path: the SavedModel folder.
+      metadata: JSON-serialisable description.
+      metadata_filename: the asset's file name.
+      signatures: serving signatures, name -> concrete function.
+      overwrite: replace an existing folder.
+    """
+    parent, name = os.path.split(path)
+    os.makedirs(parent or ".", exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent or ".")
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            metadata_file = os.path.join(scratch, metadata_filename)
+            with open(metadata_file, "w", encoding="utf-8") as handle:
+                json.dump(metadata, handle, indent=2, sort_keys=True)
+            root.metadata_file = tf.saved_model.Asset(metadata_file)
+            export_dir = os.path.join(staging, name)
+            tf.saved_model.save(root, export_dir, signatures=signatures)
+        _replace_directory(export_dir, path, overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def export_generator(
@@ -257,30 +291,14 @@ def export_generator(
         "extra": _jsonable(dict(extra_metadata or {}), "extra_metadata"),
     }
 
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            metadata_file = os.path.join(scratch, METADATA_FILENAME)
-            with open(metadata_file, "w", encoding="utf-8") as f:
-                json.dump(metadata, f, indent=2, sort_keys=True)
-            root = _ExportRoot()
-            root.variables = variables
-            root.trainable_variables = [v for v in variables if v.trainable]
-            root.regularization_losses = []
-            root.metadata_file = tf.saved_model.Asset(metadata_file)
-            root.__call__ = generate
-            root.generate_native = native_signature
-            export_dir = os.path.join(staging, name)
-            tf.saved_model.save(
-                root,
-                export_dir,
-                signatures={_DEFAULT_SIGNATURE: default_fn, _NATIVE_SIGNATURE: native_fn},
-            )
-        _replace_directory(export_dir, path, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    root = _ExportRoot()
+    root.variables = variables
+    root.trainable_variables = [v for v in variables if v.trainable]
+    root.regularization_losses = []
+    root.__call__ = generate
+    root.generate_native = native_signature
+    save_with_metadata(root, path, metadata, METADATA_FILENAME,
+                       {_DEFAULT_SIGNATURE: default_fn, _NATIVE_SIGNATURE: native_fn}, overwrite)
     return metadata
 
 
@@ -1105,24 +1123,11 @@ def export_image_model(
         "tensorflow_version": tf.__version__,
         "extra": _jsonable(dict(extra_metadata or {}), "extra_metadata"),
     }
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            metadata_file = os.path.join(scratch, IMAGE_MODEL_METADATA_FILENAME)
-            with open(metadata_file, "w", encoding="utf-8") as f:
-                json.dump(metadata, f, indent=2, sort_keys=True)
-            root = _ImageModelRoot()
-            root.variables = variables
-            root.trainable_variables = [v for v in variables if v.trainable]
-            root.metadata_file = tf.saved_model.Asset(metadata_file)
-            root.__call__ = apply
-            export_dir = os.path.join(staging, name)
-            tf.saved_model.save(root, export_dir, signatures={_DEFAULT_SIGNATURE: concrete})
-        _replace_directory(export_dir, path, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    root = _ImageModelRoot()
+    root.variables = variables
+    root.trainable_variables = [v for v in variables if v.trainable]
+    root.__call__ = apply
+    save_with_metadata(root, path, metadata, IMAGE_MODEL_METADATA_FILENAME, {_DEFAULT_SIGNATURE: concrete}, overwrite)
     return metadata
 
 

@@ -479,13 +479,10 @@ def export_restorer(networks: LIRNetworks, path, channels: int, overwrite: bool 
     Returns:
       The metadata written.
     """
-    import json
     import os
-    import shutil
-    import tempfile
 
     from tfinverse import __version__
-    from tfinverse.hub import _jsonable, _replace_directory
+    from tfinverse.hub import _jsonable, save_with_metadata
 
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path) and not overwrite:
@@ -516,22 +513,9 @@ def export_restorer(networks: LIRNetworks, path, channels: int, overwrite: bool 
         "tensorflow_version": tf.__version__,
         "extra": _jsonable(dict(extra_metadata or {}), "extra_metadata"),
     }
-    parent, name = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            metadata_file = os.path.join(scratch, RESTORER_METADATA_FILENAME)
-            with open(metadata_file, "w", encoding="utf-8") as handle:
-                json.dump(metadata, handle, indent=2, sort_keys=True)
-            root = _RestorerRoot()
-            root.variables = variables
-            root.trainable_variables = [v for v in variables if v.trainable]
-            root.metadata_file = tf.saved_model.Asset(metadata_file)
-            root.__call__ = restore
-            export_dir = os.path.join(staging, name)
-            tf.saved_model.save(root, export_dir, signatures={"default": concrete})
-        _replace_directory(export_dir, path, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    root = _RestorerRoot()
+    root.variables = variables
+    root.trainable_variables = [v for v in variables if v.trainable]
+    root.__call__ = restore
+    save_with_metadata(root, path, metadata, RESTORER_METADATA_FILENAME, {"default": concrete}, overwrite)
     return metadata
