@@ -19,7 +19,7 @@ for why), and :func:`run_training` is the complete resumable run behind
     summary = training.train(trainer, batches, total_steps=200, global_batch_size=64)
 """
 
-import importlib
+from tfinverse.utils.lazy import lazy_attributes
 
 # name -> defining module, imported on first use: the flag definitions scripts read before
 # parsing (tfinverse.training.flags) stay free of TensorFlow.
@@ -167,14 +167,4 @@ __all__ = [
     "run_training",
 ]
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tfinverse.training' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
