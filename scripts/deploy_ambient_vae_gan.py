@@ -26,29 +26,30 @@ optimisation for ACSG (tracing excluded), the filter for the non-learned baselin
 
 Flags:
 
-| flag                | default                   | help                                                                                                                      |
-| ------------------- | ------------------------- | ------------------------------------------------------------------------------------------------------------------------- |
-| `--ambient`         |                           | run folder of train_ambient_vae_gan.py (the ambient and ACSG rows)                                                        |
-| `--supervised`      |                           | run folder of train_ambient_vae_gan.py --supervised                                                                       |
-| `--methods`         |                           | comma-separated subset of ambient,supervised,acsg,non-learned (default: all that have a model)                            |
-| `--checkpoint`      | `best`                    | which checkpoint of the runs (one of: best, last)                                                                         |
-| `--measurement`     |                           | forward model (default: the runs'; must match them); without runs: drop_independent                                       |
-| `--noise`           |                           | noise model after the linear part, as given to training                                                                   |
-| `--dataset`         |                           | default: the runs' (mnist without runs) (one of: mnist, mnist_tfds, lfw_faces, celeba, celeb_a)                           |
-| `--num-images`      | `64`                      | test images (the original's 64 make the 8x8 grid)                                                                         |
-| `--output`          | `mean`                    | decoded posterior mean (deterministic) or one posterior sample (the original's) (one of: mean, sample)                    |
-| `--batch-norm`      | `batch`                   | normalise by the test batch's statistics (the original's) or the stored population statistics (one of: batch, population) |
-| `--acsg-iterations` | `100`                     | ACSG Adam steps                                                                                                           |
-| `--acsg-lr`         | `0.1`                     | ACSG learning rate                                                                                                        |
-| `--acsg-snapshot`   | `90`                      | ACSG returns the image after this (0-based) iteration's update                                                            |
-| `--out`             | `results/ambient_vae_gan` | output folder for images, tables and checkpoints                                                                          |
-| `--seed`            | `0`                       | random seed of every draw in the run                                                                                      |
-| `--data-dir`        |                           | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                             |
-| `--log-dir`         |                           | TensorBoard log folder (default: <out>/logs)                                                                              |
-| `--overwrite`       | `off`                     | write into a non-empty output folder and replace existing files                                                           |
-| `--quiet`           | `off`                     | no progress bars                                                                                                          |
-| `--verbose`         | `off`                     | show TensorFlow's start-up log                                                                                            |
-| `--debug`           | `off`                     | show the full traceback of an error                                                                                       |
+| flag                | default                   | help                                                                                                                                                                                                                                                                                                   |
+| ------------------- | ------------------------- | ------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------ |
+| `--ambient`         |                           | run folder of train_ambient_vae_gan.py (the ambient and ACSG rows)                                                                                                                                                                                                                                     |
+| `--supervised`      |                           | run folder of train_ambient_vae_gan.py --supervised                                                                                                                                                                                                                                                    |
+| `--methods`         |                           | comma-separated subset of ambient,supervised,acsg,non-learned (default: all that have a model)                                                                                                                                                                                                         |
+| `--checkpoint`      | `best`                    | which checkpoint of the runs (one of: best, last)                                                                                                                                                                                                                                                      |
+| `--measurement`     |                           | forward model (default: the runs'; must match them); without runs: drop_independent                                                                                                                                                                                                                    |
+| `--noise`           |                           | noise model after the linear part, as given to training                                                                                                                                                                                                                                                |
+| `--dataset`         |                           | default: the runs' (mnist without runs) (one of: mnist, mnist_tfds, lfw_faces, celeba, celeb_a)                                                                                                                                                                                                        |
+| `--num-images`      | `64`                      | test images (the original's 64 make the 8x8 grid)                                                                                                                                                                                                                                                      |
+| `--output`          | `mean`                    | decoded posterior mean (deterministic) or one posterior sample (the original's) (one of: mean, sample)                                                                                                                                                                                                 |
+| `--batch-norm`      | `batch`                   | normalise by the test batch's statistics (the original's) or the stored population statistics (one of: batch, population)                                                                                                                                                                              |
+| `--acsg-iterations` | `100`                     | ACSG Adam steps                                                                                                                                                                                                                                                                                        |
+| `--acsg-lr`         | `0.1`                     | ACSG learning rate                                                                                                                                                                                                                                                                                     |
+| `--acsg-snapshot`   | `90`                      | ACSG returns the image after this (0-based) iteration's update                                                                                                                                                                                                                                         |
+| `--precision`       | `float32`                 | numeric precision: float32, or 16-bit compute with float32 variables (mixed_bfloat16 is ~4x faster on CPUs with AMX-BF16; float16 is for GPUs, with loss scaling); applies to networks rebuilt from checkpoints (ACSG's); a SavedModel enhancer computes as saved (one of: float32, bfloat16, float16) |
+| `--out`             | `results/ambient_vae_gan` | output folder for images, tables and checkpoints                                                                                                                                                                                                                                                       |
+| `--seed`            | `0`                       | random seed of every draw in the run                                                                                                                                                                                                                                                                   |
+| `--data-dir`        |                           | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                                                                                                                                          |
+| `--log-dir`         |                           | TensorBoard log folder (default: <out>/logs)                                                                                                                                                                                                                                                           |
+| `--overwrite`       | `off`                     | write into a non-empty output folder and replace existing files                                                                                                                                                                                                                                        |
+| `--quiet`           | `off`                     | no progress bars                                                                                                                                                                                                                                                                                       |
+| `--verbose`         | `off`                     | show TensorFlow's start-up log                                                                                                                                                                                                                                                                         |
+| `--debug`           | `off`                     | show the full traceback of an error                                                                                                                                                                                                                                                                    |
 
 Writes into ``--out`` (tables and arrays before any figure)::
 
@@ -120,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--acsg-lr", type=float, default=settings.ACSG_LEARNING_RATE, help="ACSG learning rate")
     parser.add_argument("--acsg-snapshot", type=int, default=settings.ACSG_SNAPSHOT_ITERATION,
                         help="ACSG returns the image after this (0-based) iteration's update")
+    from tfinverse.utils.precision import add_precision_flag
+
+    add_precision_flag(parser, help_suffix="; applies to networks rebuilt from checkpoints (ACSG's); a SavedModel "
+                                           "enhancer computes as saved")
     add_common_flags(parser, out_default="results/ambient_vae_gan")
     return parser
 
@@ -423,7 +428,10 @@ def main(argv=None) -> dict:
     from tfinverse.utils.cli import parse_common_args
 
     args = parse_common_args(build_parser(), argv)
-    return run(args)
+    from tfinverse.utils.precision import precision_policy
+
+    with precision_policy(args.precision):
+        return run(args)
 
 
 if __name__ == "__main__":

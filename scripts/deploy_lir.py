@@ -35,27 +35,28 @@ Examples::
 
 Flags:
 
-| flag               | default              | help                                                                                          |
-| ------------------ | -------------------- | --------------------------------------------------------------------------------------------- |
-| `--model`          |                      | a train_lir.py run folder or its restorer/ export (needed by lir)                             |
-| `--noise`          |                      | test noise (default: the model's, else gaussian) (one of: gaussian, poisson, ct)              |
-| `--sigma`          |                      | Gaussian sigma in 8-bit units (default: the model's, else the original's 50)                  |
-| `--methods`        | `noisy lir bm3d dip` | methods to score (one of: noisy, lir, bm3d, dip)                                              |
-| `--images`         |                      | folder of clean held-out images (default: scikit-image's chelsea and coffee)                  |
-| `--num-images`     |                      | score only the first N test images                                                            |
-| `--ct-count`       | `8`                  | CT: held-out phantoms                                                                         |
-| `--ct-size`        | `128`                | CT: slice side                                                                                |
-| `--dip-iterations` | `500`                | DIP Adam steps per image (DIP's 2000 / 4 under noise, as IAGAN ran it)                        |
-| `--dip-channels`   | `128`                | DIP network width (DIP's 128)                                                                 |
-| `--grid-images`    | `2`                  | images in grid.png (0: none)                                                                  |
-| `--out`            | `results/deploy_lir` | output folder for images, tables and checkpoints                                              |
-| `--seed`           | `10`                 | random seed of every draw in the run                                                          |
-| `--data-dir`       |                      | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default) |
-| `--log-dir`        |                      | TensorBoard log folder (default: <out>/logs)                                                  |
-| `--overwrite`      | `off`                | write into a non-empty output folder and replace existing files                               |
-| `--quiet`          | `off`                | no progress bars                                                                              |
-| `--verbose`        | `off`                | show TensorFlow's start-up log                                                                |
-| `--debug`          | `off`                | show the full traceback of an error                                                           |
+| flag               | default              | help                                                                                                                                                                                                                                                                   |
+| ------------------ | -------------------- | ---------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------------- |
+| `--model`          |                      | a train_lir.py run folder or its restorer/ export (needed by lir)                                                                                                                                                                                                      |
+| `--noise`          |                      | test noise (default: the model's, else gaussian) (one of: gaussian, poisson, ct)                                                                                                                                                                                       |
+| `--sigma`          |                      | Gaussian sigma in 8-bit units (default: the model's, else the original's 50)                                                                                                                                                                                           |
+| `--methods`        | `noisy lir bm3d dip` | methods to score (one of: noisy, lir, bm3d, dip)                                                                                                                                                                                                                       |
+| `--images`         |                      | folder of clean held-out images (default: scikit-image's chelsea and coffee)                                                                                                                                                                                           |
+| `--num-images`     |                      | score only the first N test images                                                                                                                                                                                                                                     |
+| `--ct-count`       | `8`                  | CT: held-out phantoms                                                                                                                                                                                                                                                  |
+| `--ct-size`        | `128`                | CT: slice side                                                                                                                                                                                                                                                         |
+| `--dip-iterations` | `500`                | DIP Adam steps per image (DIP's 2000 / 4 under noise, as IAGAN ran it)                                                                                                                                                                                                 |
+| `--dip-channels`   | `128`                | DIP network width (DIP's 128)                                                                                                                                                                                                                                          |
+| `--grid-images`    | `2`                  | images in grid.png (0: none)                                                                                                                                                                                                                                           |
+| `--precision`      | `float32`            | numeric precision: float32, or 16-bit compute with float32 variables (mixed_bfloat16 is ~4x faster on CPUs with AMX-BF16; float16 is for GPUs, with loss scaling); applies to DIP's network; the LIR SavedModel computes as saved (one of: float32, bfloat16, float16) |
+| `--out`            | `results/deploy_lir` | output folder for images, tables and checkpoints                                                                                                                                                                                                                       |
+| `--seed`           | `10`                 | random seed of every draw in the run                                                                                                                                                                                                                                   |
+| `--data-dir`       |                      | folder of local dataset copies (default: $TFINVERSE_DATA_DIR, else each loader's own default)                                                                                                                                                                          |
+| `--log-dir`        |                      | TensorBoard log folder (default: <out>/logs)                                                                                                                                                                                                                           |
+| `--overwrite`      | `off`                | write into a non-empty output folder and replace existing files                                                                                                                                                                                                        |
+| `--quiet`          | `off`                | no progress bars                                                                                                                                                                                                                                                       |
+| `--verbose`        | `off`                | show TensorFlow's start-up log                                                                                                                                                                                                                                         |
+| `--debug`          | `off`                | show the full traceback of an error                                                                                                                                                                                                                                    |
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="DIP Adam steps per image (DIP's 2000 / 4 under noise, as IAGAN ran it)")
     group.add_argument("--dip-channels", type=int, default=128, help="DIP network width (DIP's 128)")
     group.add_argument("--grid-images", type=int, default=2, help="images in grid.png (0: none)")
+    from tfinverse.utils.precision import add_precision_flag
+
+    add_precision_flag(parser, help_suffix="; applies to DIP's network; the LIR SavedModel computes as saved")
     add_common_flags(parser, out_default="results/deploy_lir")
     parser.set_defaults(seed=settings.TEST_SEED)
     return parser
@@ -256,59 +260,62 @@ def run_method(name, args, noisy_images, restorer):
 def main(argv=None) -> dict:
     """Scores every method on the held-out images; writes tables, arrays, then the grid."""
     args = parse_args(argv)
-    from tfinverse.utils.cli import output_dir_or_exit
-    from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, save_image_grid, write_table
+    from tfinverse.utils.precision import precision_policy
 
-    names, clean, noisy = test_images(args)  # data errors before the output folder
-    restorer = None
-    if "lir" in args.methods:
-        from tfinverse import hub
+    with precision_policy(args.precision):
+        from tfinverse.utils.cli import output_dir_or_exit
+        from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, save_image_grid, write_table
 
-        restorer = hub.load_restorer(str(_restorer_dir(args.model)))
-    out = output_dir_or_exit(args)
-    ct = args.noise == "ct"
-    notes, estimates, seconds = [], {}, {}
-    for name in [m for m in METHODS if m in args.methods]:
-        if name == "bm3d":
-            note = _bm3d_note(args)
-            if note:
-                print(note, flush=True)
-                notes.append(note)
-                continue
-        estimates[name], seconds[name] = run_method(name, args, noisy, restorer)
-    per_image, rows = [], []
-    for name, images in estimates.items():
-        values = [scores(estimate, reference, ct) for estimate, reference in zip(images, clean)]
-        for image_name, value in zip(names, values):
-            per_image.append({"method": name, "image": image_name, **value})
-        rows.append({"method": name, **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
-                     "seconds_per_image": round(seconds[name], 3)})
-    for note in notes:
-        rows.append({"method": "bm3d", "note": note})
-    columns = ["method", "psnr_original", "ssim_original", "psnr_float", "ssim_float", "seconds_per_image", "note"]
-    table = write_table(out, "results", rows, columns, overwrite=args.overwrite)
-    write_table(out, "per_image", per_image, overwrite=args.overwrite)
-    arrays = {f"clean_{i}": c for i, c in enumerate(clean)}
-    for name, images in estimates.items():
-        arrays.update({f"{name}_{i}": image for i, image in enumerate(images)})
-    atomic_write_bytes(out / "arrays.npz", npz_bytes(arrays), overwrite=args.overwrite)
-    convention = ("CT: PSNR data range 1, SSIM data range 2 on [0, 1] slices (the original's)" if ct else
-                  "photographs: 8-bit PSNR (range 255) and SSIM (7x7, multichannel), the original's")
-    run = {"script": "deploy_lir.py", "flags": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))},
-           "images": names, "model": args.model, "noise": args.noise, "sigma": args.sigma if args.noise == "gaussian" else None,
-           "convention": convention, "notes": notes, "results": rows}
-    atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n", overwrite=True)
-    print(table, flush=True)
-    for note in notes:
-        print(note, flush=True)
-    count = min(args.grid_images, len(names))
-    if count > 0:
-        with reported_figure(out / "grid.png"):
-            columns_shown = ["clean"] + list(estimates)
-            grid_rows = [[clean[i]] + [estimates[m][i] for m in estimates] for i in range(count)]
-            save_image_grid(out / "grid.png", grid_rows, row_labels=names[:count],
-                            col_labels=[_TITLES[c] for c in columns_shown], overwrite=True)
-    return run
+        names, clean, noisy = test_images(args)  # data errors before the output folder
+        restorer = None
+        if "lir" in args.methods:
+            from tfinverse import hub
+
+            restorer = hub.load_restorer(str(_restorer_dir(args.model)))
+        out = output_dir_or_exit(args)
+        ct = args.noise == "ct"
+        notes, estimates, seconds = [], {}, {}
+        for name in [m for m in METHODS if m in args.methods]:
+            if name == "bm3d":
+                note = _bm3d_note(args)
+                if note:
+                    print(note, flush=True)
+                    notes.append(note)
+                    continue
+            estimates[name], seconds[name] = run_method(name, args, noisy, restorer)
+        per_image, rows = [], []
+        for name, images in estimates.items():
+            values = [scores(estimate, reference, ct) for estimate, reference in zip(images, clean)]
+            for image_name, value in zip(names, values):
+                per_image.append({"method": name, "image": image_name, **value})
+            rows.append({"method": name, **{key: float(np.mean([v[key] for v in values])) for key in values[0]},
+                         "seconds_per_image": round(seconds[name], 3)})
+        for note in notes:
+            rows.append({"method": "bm3d", "note": note})
+        columns = ["method", "psnr_original", "ssim_original", "psnr_float", "ssim_float", "seconds_per_image", "note"]
+        table = write_table(out, "results", rows, columns, overwrite=args.overwrite)
+        write_table(out, "per_image", per_image, overwrite=args.overwrite)
+        arrays = {f"clean_{i}": c for i, c in enumerate(clean)}
+        for name, images in estimates.items():
+            arrays.update({f"{name}_{i}": image for i, image in enumerate(images)})
+        atomic_write_bytes(out / "arrays.npz", npz_bytes(arrays), overwrite=args.overwrite)
+        convention = ("CT: PSNR data range 1, SSIM data range 2 on [0, 1] slices (the original's)" if ct else
+                      "photographs: 8-bit PSNR (range 255) and SSIM (7x7, multichannel), the original's")
+        run = {"script": "deploy_lir.py", "flags": {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, list, type(None)))},
+               "images": names, "model": args.model, "noise": args.noise, "sigma": args.sigma if args.noise == "gaussian" else None,
+               "convention": convention, "notes": notes, "results": rows}
+        atomic_write_text(out / "run.json", json.dumps(run, indent=2, default=str) + "\n", overwrite=True)
+        print(table, flush=True)
+        for note in notes:
+            print(note, flush=True)
+        count = min(args.grid_images, len(names))
+        if count > 0:
+            with reported_figure(out / "grid.png"):
+                columns_shown = ["clean"] + list(estimates)
+                grid_rows = [[clean[i]] + [estimates[m][i] for m in estimates] for i in range(count)]
+                save_image_grid(out / "grid.png", grid_rows, row_labels=names[:count],
+                                col_labels=[_TITLES[c] for c in columns_shown], overwrite=True)
+        return run
 
 
 if __name__ == "__main__":

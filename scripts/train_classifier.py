@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=28, help="input side length (28 or 32)")
     parser.add_argument("--feature-dim", type=int, default=128, help="width of the feature layer")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisers, dropout, shuffling and references")
+    from tfinverse.utils.precision import add_precision_flag
+
+    add_precision_flag(parser)
     add_run_flags(parser)
     return parser
 
@@ -100,18 +103,21 @@ def main(argv=None) -> int:
     )
     from tfinverse.evaluation.frechet import frechet_distance_of
 
+    from tfinverse.utils.precision import precision_policy
+
     train_images, train_labels = load_labelled_mnist5k("train", args.image_size)
     test_images, test_labels = load_labelled_mnist5k("test", args.image_size)
     start = time.perf_counter()
-    model = train_digit_classifier(
-        train_images,
-        train_labels,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        feature_dim=args.feature_dim,
-    )
+    with precision_policy(args.precision):
+        model = train_digit_classifier(
+            train_images,
+            train_labels,
+            epochs=args.epochs,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            feature_dim=args.feature_dim,
+        )
     seconds = time.perf_counter() - start
     extractor = FeatureExtractor(model)
     train_accuracy = extractor.accuracy(train_images, train_labels)
