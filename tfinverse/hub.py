@@ -302,6 +302,26 @@ def export_generator(
     return metadata
 
 
+def _read_export_metadata(path, filename: str, format_name: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """The JSON description an export keeps in ``assets/<filename>``, or None if there is none.
+
+    Raises:
+      ValueError: if the file is not valid JSON, or (with ``format_name``) not a dict of that
+        ``format``.
+    """
+    metadata_file = os.path.join(os.fspath(path), "assets", filename)
+    if not os.path.isfile(metadata_file):
+        return None
+    try:
+        with open(metadata_file, encoding="utf-8") as handle:
+            metadata = json.load(handle)
+    except ValueError as error:
+        raise ValueError(f"{metadata_file!r} is not valid JSON: {error}") from error
+    if format_name is not None and (not isinstance(metadata, dict) or metadata.get("format") != format_name):
+        raise ValueError(f"{metadata_file!r} is not a {format_name} description")
+    return metadata
+
+
 def read_generator_metadata(path: str) -> Optional[Dict[str, Any]]:
     """Reads the description stored by :func:`export_generator`.
 
@@ -315,15 +335,9 @@ def read_generator_metadata(path: str) -> Optional[Dict[str, Any]]:
       ValueError: if the metadata file exists but is not valid JSON of this format.
     """
     metadata_file = os.path.join(os.fspath(path), "assets", METADATA_FILENAME)
-    if not os.path.isfile(metadata_file):
+    metadata = _read_export_metadata(path, METADATA_FILENAME, FORMAT_NAME)
+    if metadata is None:
         return None
-    try:
-        with open(metadata_file, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except ValueError as error:
-        raise ValueError(f"{metadata_file!r} is not valid JSON: {error}") from error
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-        raise ValueError(f"{metadata_file!r} is not a {FORMAT_NAME} description")
     if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
         raise ValueError(
             f"{metadata_file!r} has format version {metadata['format_version']}; this tfinverse "
@@ -1137,17 +1151,7 @@ def read_image_model_metadata(path: str) -> Optional[Dict[str, Any]]:
     Raises:
       ValueError: if the file exists but is not a description of this format.
     """
-    metadata_file = os.path.join(os.fspath(path), "assets", IMAGE_MODEL_METADATA_FILENAME)
-    if not os.path.isfile(metadata_file):
-        return None
-    try:
-        with open(metadata_file, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except ValueError as error:
-        raise ValueError(f"{metadata_file!r} is not valid JSON: {error}") from error
-    if not isinstance(metadata, dict) or metadata.get("format") != IMAGE_MODEL_FORMAT_NAME:
-        raise ValueError(f"{metadata_file!r} is not a {IMAGE_MODEL_FORMAT_NAME} description")
-    return metadata
+    return _read_export_metadata(path, IMAGE_MODEL_METADATA_FILENAME, IMAGE_MODEL_FORMAT_NAME)
 
 
 def load_image_model(path: str, signature: Optional[str] = None, output_key: Optional[str] = None):
@@ -1226,11 +1230,9 @@ def load_restorer(path: str):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no restorer at {path!r}")
-    metadata_file = os.path.join(path, "assets", "tfinverse_restorer.json")
-    if not os.path.isfile(metadata_file):
+    metadata = _read_export_metadata(path, "tfinverse_restorer.json")
+    if metadata is None:
         raise ValueError(f"{path!r} is not a tfinverse restorer export (no assets/tfinverse_restorer.json)")
-    with open(metadata_file, encoding="utf-8") as handle:
-        metadata = json.load(handle)
     loaded = tf.saved_model.load(path)
     concrete = loaded.signatures[metadata.get("signature", "default")]
 
