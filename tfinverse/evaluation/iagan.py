@@ -13,7 +13,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["TaskOutcome", "run_task", "dip_levels_for", "error_summary", "write_task_summaries"]
+__all__ = ["TaskOutcome", "run_task", "error_summary", "write_task_summaries"]
 
 
 class TaskOutcome(NamedTuple):
@@ -45,17 +45,6 @@ class TaskOutcome(NamedTuple):
         if len(self.columns) != len(self.rows) + 1:
             raise RuntimeError("run_task returned rows and columns that do not pair up")
         return {row["method"]: (row, estimate) for row, (_, estimate) in zip(self.rows, self.columns[1:])}
-
-
-def dip_levels_for(side: int, most: int = 5) -> int:
-    """The deepest DIP network, up to ``most`` levels, whose coarsest map is >= 2 pixels.
-
-    Kept here for existing callers; the DIP method (:class:`tfinverse.inversion.methods.DIPMethod`)
-    uses :func:`tfinverse.inversion.methods.dip_levels_for`, which this calls.
-    """
-    from tfinverse.inversion.methods import dip_levels_for as levels_for
-
-    return levels_for(side, most)
 
 
 def run_task(generator, task, x, args, seed: int, methods=None) -> TaskOutcome:
