@@ -62,7 +62,7 @@ _LAZY = {
     "CoupledAdam": "tfinverse.training.lir",
     "lir_optimizers": "tfinverse.training.lir",
     "export_restorer": "tfinverse.training.lir",
-    "TF1RMSprop": "tfinverse.training.igan",
+    "TF1RMSprop": "tfinverse.training.optimizers",
     "igan_optimizers": "tfinverse.training.igan",
     "next_generator_steps": "tfinverse.training.igan",
     "TrainingSummary": "tfinverse.training.loop",

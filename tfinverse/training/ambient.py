@@ -40,7 +40,7 @@ and the pixel target are the clean ``X``; the encoder is still fed ``y``.
 
 Optimisers (:func:`ambient_optimizers`): three RMSProp with TF1's defaults, decay (Keras'
 ``rho``) 0.9 and epsilon 1e-10, and TF1's accumulator initialised to ones
-(:class:`~tfinverse.training.igan.TF1RMSprop`). Keras 3 puts epsilon where TF1's
+(:class:`~tfinverse.training.optimizers.TF1RMSprop`). Keras 3 puts epsilon where TF1's
 ``ApplyRMSProp`` kernel did, inside the square root: ``lr g / sqrt(ms + eps)`` (tf.keras 2's
 newer optimizers put it outside, ``sqrt(ms) + eps``); so only the accumulator's start differs
 from plain Keras. The rate is :class:`~tfinverse.models.ambient.AmbientLearningRate` of each
@@ -152,9 +152,9 @@ def ambient_optimizers(
       epsilon: TF1's 1e-10, inside the square root (as Keras 3).
 
     Returns:
-      Three independent :class:`~tfinverse.training.igan.TF1RMSprop` (accumulators start at 1).
+      Three independent :class:`~tfinverse.training.optimizers.TF1RMSprop` (accumulators start at 1).
     """
-    from tfinverse.training.igan import TF1RMSprop
+    from tfinverse.training.optimizers import TF1RMSprop
 
     return tuple(
         TF1RMSprop(AmbientLearningRate(learning_rate, decay_rate, decay_steps, floor), rho=rho, momentum=0.0,

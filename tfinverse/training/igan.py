@@ -97,6 +97,7 @@ from tfinverse.models.igan import (
 )
 from tfinverse.training.batch_norm import BatchNormRecalibration, batch_norm_layers
 from tfinverse.training.trainer import AdaptiveSchedule, Trainer, Update
+from tfinverse.training.optimizers import TF1RMSprop
 from tfinverse.utils.results import save_image_grid
 
 __all__ = [
@@ -154,19 +155,6 @@ def canonical_gan_model(name: str) -> str:
 
 
 @keras.saving.register_keras_serializable(package="tfinverse.igan")
-class TF1RMSprop(keras.optimizers.RMSprop):
-    """RMSProp as ``tf.compat.v1.train.RMSPropOptimizer`` ran it: the mean-square accumulator
-    starts at one, not zero (decay 0.9, no momentum; give ``epsilon=1e-10`` for TF1's default).
-    The update is otherwise Keras's, which is TF1's: ``v -= lr g / sqrt(ms + eps)``."""
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        for velocity in self._velocities:
-            velocity.assign(tf.ones(velocity.shape, velocity.dtype))
-
-
 def igan_optimizers(
     gan_model: str = "vanilla",
     g_learning_rate: Optional[float] = None,
