@@ -101,7 +101,7 @@ def test_training_batches_are_subadditive_spectrogram_triples():
     assert np.all(arrays["y"] <= arrays["x"] + arrays["component"] + 1e-5)
     # ... with equality only approximately: the mixture is not the sum of the images.
     assert np.mean(np.abs(arrays["y"] - arrays["x"] - arrays["component"])) > 1e-3
-    assert not np.allclose(arrays["x2"], arrays["x"])
+    assert not np.allclose(arrays["x2"], arrays["x"]) and not np.allclose(arrays["x3"], arrays["x2"])
 
 
 def test_evaluation_data_and_scores():

@@ -119,13 +119,16 @@ def test_a_local_cifar10_copy_replaces_the_offline_photos(monkeypatch, caplog, t
 def test_image_batches_have_the_documented_layout(name):
     task = igan_tasks.get_task(name)
     batch = _first_batch(task, batch_size=3, seed=0)
-    assert set(batch) == {"y", "x", "component", "x2"}
+    assert set(batch) == {"y", "x", "component", "x2", "x3"}
     for value in batch.values():
         assert value.shape == (3,) + task.sample_shape and value.dtype == np.float32
-    for key in ("x", "x2"):
+    for key in ("x", "x2", "x3"):
         assert batch[key].min() >= 0 and batch[key].max() <= 1
     np.testing.assert_allclose(batch["y"], batch["x"] + batch["component"], atol=1e-6)
-    assert not np.array_equal(batch["x2"], batch["x"])  # an independent clean sample
+    # x2 (D1's real batch) and x3 (the dual mapping's) are independent clean samples
+    for first, second in (("x2", "x"), ("x3", "x"), ("x3", "x2")):
+        assert not np.array_equal(batch[first], batch[second])
+    assert not np.array_equal(batch["x3"], np.roll(batch["x2"], 1, axis=0))
 
 
 def test_observation_ranges_per_task():
@@ -175,6 +178,7 @@ def test_toy2d_points_are_source_and_affine_target():
     np.testing.assert_allclose(batch["y"], batch["x"] + batch["component"], atol=1e-5)
     # x2 is a target point of another draw, not the image of y: unpaired.
     assert np.mean(np.linalg.norm(batch["x2"] - batch["x"], axis=1)) > 0.5
+    assert np.mean(np.linalg.norm(batch["x3"] - batch["x2"], axis=1)) > 0.5
     banana = _first_batch(igan_tasks.get_task("toy2d", variant="banana"), batch_size=512, seed=0)
     # Banana: v = 0.5 (u^2 - 1) + noise, so v correlates with u^2, unlike the Gaussian.
     u, v = banana["y"][:, 0], banana["y"][:, 1]
@@ -320,6 +324,8 @@ def test_derain_reads_pairs_from_a_folder(tmp_path):
     assert batch["y"].shape == (3, 64, 64, 3)
     np.testing.assert_allclose(batch["component"], 40 / 255, atol=1e-5)  # rainy matched to its clean
     np.testing.assert_allclose(batch["y"], batch["x"] + batch["component"], atol=1e-6)
+    assert set(batch) == {"y", "x", "component", "x2", "x3"}  # x2, x3: other passes, own orders
+    assert batch["x3"].shape == batch["x2"].shape and not np.array_equal(batch["x3"], batch["x2"])
     test = igan_tasks.evaluation_batches("derain", n=5, data_dir=str(tmp_path / "rain"))
     # Sorted-path rule: only the tenth pair (position 9) is test.
     assert test["x"].shape == (1, 64, 64, 3)

@@ -44,13 +44,26 @@ def summing_discriminator(weight, name):
     return keras.Model(x, logit, name=name)
 
 
-def hand_made_batch(seed=0, batch=3):
+def hand_made_batch(seed=0, batch=3, with_x3=True):
     rng = np.random.default_rng(seed)
     x = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
     component = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
     y = (x + component - 0.6).astype(np.float32)  # some negative pixels, so the clip matters
     x2 = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
-    return {"y": y, "x": x, "component": component, "x2": x2}
+    x3 = rng.random((batch, SIZE, SIZE, 1)).astype(np.float32)
+    batch = {"y": y, "x": x, "component": component, "x2": x2}
+    if with_x3:
+        batch["x3"] = x3
+    return batch
+
+
+def dual_mapping_sample(batch, paired):
+    """The clean batch the dual mapping adds the estimated component to."""
+    if paired:
+        return batch["x2"]
+    if "x3" in batch:
+        return batch["x3"]  # drawn independently of D1's real batch x2, as in the original
+    return np.roll(batch["x2"], 1, axis=0)  # a user's batch without x3: another row of x2
 
 
 def batch_stream(seed=0, batch=3):
@@ -61,7 +74,7 @@ def batch_stream(seed=0, batch=3):
             step += 1
 
     spec = tf.TensorSpec([batch, SIZE, SIZE, 1], tf.float32)
-    return tf.data.Dataset.from_generator(gen, output_signature={k: spec for k in ("y", "x", "component", "x2")})
+    return tf.data.Dataset.from_generator(gen, output_signature={k: spec for k in ("y", "x", "component", "x2", "x3")})
 
 
 def small_real_igan(gan_model="vanilla", dual_mapping=True, seed=0, channels=1):
@@ -145,18 +158,18 @@ def test_paired_loss_on_a_hand_made_example():
 
 
 # ----------------------------------------------------------------------------- the game on hand-made networks
-@pytest.mark.parametrize("paired", [False, True])
-def test_generator_step_computes_the_original_losses(paired):
-    batch = hand_made_batch(1)
+@pytest.mark.parametrize("paired, with_x3", [(False, True), (False, False), (True, True)])
+def test_generator_step_computes_the_original_losses(paired, with_x3):
+    batch = hand_made_batch(1, with_x3=with_x3)
     model = training.IGAN(
         scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"),
         paired=paired, paired_loss_min_over_permutations=True,
     )
     model.compile(gan_model="ls")
-    y, x, x2 = batch["y"], batch["x"], batch["x2"]
+    y, x = batch["y"], batch["x"]
     z = 0.25 * y
     x_gen = np.maximum(y - z, 0)  # X_gen = clip(Y - Z, 0, inf)
-    x_dual = x2 if paired else np.roll(x2, 1, axis=0)  # unpaired: another clean sample per row
+    x_dual = dual_mapping_sample(batch, paired)
     y_gen = x_dual + z  # random dual mapping
     d1_fake = 0.1 * x_gen.sum(axis=(1, 2, 3))
     d2_fake = -0.05 * y_gen.sum(axis=(1, 2, 3))
@@ -172,9 +185,9 @@ def test_generator_step_computes_the_original_losses(paired):
     assert float(logs["clean_mae"]) == pytest.approx(np.mean(np.abs(x_gen - x)), rel=1e-5)
 
 
-@pytest.mark.parametrize("paired", [False, True])
-def test_discriminator_round_compares_the_right_samples(paired):
-    batch = hand_made_batch(2)
+@pytest.mark.parametrize("paired, with_x3", [(False, True), (False, False), (True, True)])
+def test_discriminator_round_compares_the_right_samples(paired, with_x3):
+    batch = hand_made_batch(2, with_x3=with_x3)
     model = training.IGAN(
         scaling_estimator(), summing_discriminator(0.1, "d1"), summing_discriminator(-0.05, "d2"), paired=paired
     )
@@ -182,7 +195,7 @@ def test_discriminator_round_compares_the_right_samples(paired):
     y, x, x2 = batch["y"], batch["x"], batch["x2"]
     z = 0.25 * y
     x1 = x if paired else x2  # D1's real batch never pairs with y in unpaired training
-    x_dual = x2 if paired else np.roll(x2, 1, axis=0)
+    x_dual = dual_mapping_sample(batch, paired)
     d1 = -(np.mean(0.1 * x1.sum((1, 2, 3))) - np.mean(0.1 * np.maximum(y - z, 0).sum((1, 2, 3))))
     d2 = -(np.mean(-0.05 * y.sum((1, 2, 3))) - np.mean(-0.05 * (x_dual + z).sum((1, 2, 3))))
     logs = model.discriminator_round(batch)
@@ -397,3 +410,26 @@ def test_display_images_stretches_only_out_of_range_images():
     shown = training.display_images(np.stack([inside, outside]))
     np.testing.assert_array_equal(shown[0], inside)
     np.testing.assert_allclose(shown[1], (outside + 1.0) / 4.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dual_mapping, solver_runs", [(True, 3), (False, 2)])
+def test_estimator_batch_norm_moves_once_per_solver_run(dual_mapping, solver_runs):
+    # The original attached every batch-norm update to every solver run: a round at mm = 1 (D1,
+    # D2, one generator update) moves the estimator's statistics 3 times; 2 without D2.
+    from tfinverse.training.batch_norm import batch_norm_layers
+
+    model = small_real_igan("ls", dual_mapping=dual_mapping)
+    batch = real_batch(0)
+    layers = batch_norm_layers(model.estimator_network)
+    start = [layer.moving_mean.numpy().copy() for layer in layers]
+    model.estimator_network(batch["y"], training=True)  # one update: start + (1 - m) (mu - start)
+    one_update = [layer.moving_mean.numpy() - s for layer, s in zip(layers, start)]
+    for layer, s in zip(layers, start):
+        layer.moving_mean.assign(s)
+    model.discriminator_round(batch)  # the estimator's weights only change after these forwards
+    model.generator_step(batch)
+    momentum = float(layers[0].momentum)
+    updates_factor = sum(momentum**k for k in range(solver_runs))  # (1 - m^n) / (1 - m)
+    for layer, s, one in zip(layers, start, one_update):
+        moved = layer.moving_mean.numpy() - s
+        np.testing.assert_allclose(moved, updates_factor * one, rtol=1e-3, atol=1e-7)

@@ -25,9 +25,11 @@ scored. Seven tasks:
 Data are drawn on the fly from in-memory pools (or rendered, for CAPTCHAs, audio and
 synthetic rain) by a numpy ``Generator`` seeded with ``(seed, split, step)``, so a batch
 depends only on the seed and its index: pipelines are deterministic and need no state.
-Each batch also carries ``x2``, an independent clean sample, for igan's "random dual
-mapping" (``Y_gen = X2 + Z_est``). ``X``, the component and ``X2`` are drawn with
-independent random indices, as the original did (unpaired data).
+Each batch also carries ``x2`` and ``x3``, two more independent clean samples: unpaired
+training uses ``x2`` as D1's real batch and ``x3`` for igan's "random dual mapping"
+(``Y_gen = X3 + Z_est``), so the two are drawn independently as in the original. ``X``, the
+component, ``X2`` and ``X3`` are drawn with independent random indices, as the original did
+(unpaired data).
 
 Clean-domain sources (the ``clean_source`` / ``digit_source`` options, ``"auto"`` by
 default): CIFAR-10 and MNIST come from local tensorflow-datasets copies under ``data_dir``
@@ -79,7 +81,7 @@ logger = logging.getLogger(__name__)
 
 
 #: Keys of every training batch, in this order.
-BATCH_KEYS = ("y", "x", "component", "x2")
+BATCH_KEYS = ("y", "x", "component", "x2", "x3")
 
 _SPLIT_CODES = {"train": 0, "test": 1}
 _EVALUATION_STREAM = 1 << 20  # evaluation draws never coincide with a training step's
@@ -463,8 +465,8 @@ def _unmixing_mnist_cifar_maker(task, split, data_dir) -> BatchMaker:
         # CIFAR-10 is resized bicubically and MNIST bilinearly, as the original did.
         x = _resized(photos, _draw(rng, len(photos), n), size, 3, "bicubic")
         component = _resized(digits, _draw(rng, len(digits), n), size, 3, "bilinear")
-        x2 = _resized(photos, _draw(rng, len(photos), n), size, 3, "bicubic")
-        return {"y": x + component, "x": x, "component": component, "x2": x2}
+        x2, x3 = (_resized(photos, _draw(rng, len(photos), n), size, 3, "bicubic") for _ in range(2))
+        return {"y": x + component, "x": x, "component": component, "x2": x2, "x3": x3}
 
     return make
 
@@ -476,8 +478,8 @@ def _unmixing_mnist_mnist_maker(task, split, data_dir) -> BatchMaker:
     def make(rng, n):
         x = _resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear")
         component = _resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear")
-        x2 = _resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear")
-        return {"y": x + component, "x": x, "component": component, "x2": x2}
+        x2, x3 = (_resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear") for _ in range(2))
+        return {"y": x + component, "x": x, "component": component, "x2": x2, "x3": x3}
 
     return make
 
@@ -492,8 +494,8 @@ def _denoising_maker(task, split, data_dir) -> BatchMaker:
     def make(rng, n):
         x = _resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear")
         component = (noise_std * rng.standard_normal(x.shape)).astype(np.float32)
-        x2 = _resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear")
-        return {"y": x + component, "x": x, "component": component, "x2": x2}
+        x2, x3 = (_resized(digits, _draw(rng, len(digits), n), size, 1, "bilinear") for _ in range(2))
+        return {"y": x + component, "x": x, "component": component, "x2": x2, "x3": x3}
 
     return make
 
@@ -511,8 +513,11 @@ def _captcha_maker(task, split, data_dir) -> BatchMaker:
         pairs = [captcha_pair(rng, size=size, smooth_clean=smooth_clean) for _ in range(n)]
         y = np.stack([p[0] for p in pairs])
         x = np.stack([p[1] for p in pairs])
-        x2 = np.stack([captcha_pair(rng, size=size, smooth_clean=smooth_clean)[1] for _ in range(n)])
-        return {"y": y, "x": x, "component": y - x, "x2": x2}
+        def clean_batch():
+            return np.stack([captcha_pair(rng, size=size, smooth_clean=smooth_clean)[1] for _ in range(n)])
+
+        x2, x3 = clean_batch(), clean_batch()
+        return {"y": y, "x": x, "component": y - x, "x2": x2, "x3": x3}
 
     return make
 
@@ -525,8 +530,8 @@ def _toy2d_maker(task, split, data_dir) -> BatchMaker:
 
     def make(rng, n):
         source, target = toy2d_domains(variant, n, rng, paired=True)
-        _, other_target = toy2d_domains(variant, n, rng, paired=True)
-        return {"y": source, "x": target, "component": source - target, "x2": other_target}
+        x2, x3 = (toy2d_domains(variant, n, rng, paired=True)[1] for _ in range(2))
+        return {"y": source, "x": target, "component": source - target, "x2": x2, "x3": x3}
 
     return make
 
@@ -565,8 +570,8 @@ def _audio_maker(task, split, data_dir) -> BatchMaker:
 
     def make(rng, n):
         mixture, speech, noise = _audio_clips(task, rng, n)
-        other_speech = _audio_clips(task, rng, n)[1]
-        return {"y": image(mixture), "x": image(speech), "component": image(noise), "x2": image(other_speech)}
+        x2, x3 = (image(_audio_clips(task, rng, n)[1]) for _ in range(2))
+        return {"y": image(mixture), "x": image(speech), "component": image(noise), "x2": x2, "x3": x3}
 
     return make
 
@@ -597,8 +602,8 @@ def _synthetic_rain_maker(task, split, data_dir) -> BatchMaker:
     def make(rng, n):
         x = resize_images(pool[_draw(rng, len(pool), n)], size, 3, "area")
         y, _ = add_rain(x, rng, **parameters)
-        x2 = resize_images(pool[_draw(rng, len(pool), n)], size, 3, "area")
-        return {"y": y, "x": x, "component": y - x, "x2": x2}
+        x2, x3 = (resize_images(pool[_draw(rng, len(pool), n)], size, 3, "area") for _ in range(2))
+        return {"y": y, "x": x, "component": y - x, "x2": x2, "x3": x3}
 
     return make
 
@@ -630,15 +635,17 @@ def _rain_folder_batches(task: IganTask, batch_size: int, seed: int, data_dir, s
             shuffle=True, seed=shuffle_seed, repeat=True, drop_remainder=True, data_dir=data_dir,
         )
 
-    # x2 comes from a second pass over the clean images in another order.
-    other_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
-    clean_stream = pairs(other_seed).map(lambda rainy, clean: clean)
+    # x2 and x3 come from a second and a third pass over the clean images, each in its own order.
+    def clean_stream(pass_index):
+        other_seed = int(np.random.SeedSequence([seed, pass_index]).generate_state(1)[0])
+        return pairs(other_seed).map(lambda rainy, clean: clean)
 
-    def to_dict(pair, x2):
+    def to_dict(pair, x2, x3):
         rainy, clean = pair
-        return {"y": rainy, "x": clean, "component": rainy - clean, "x2": x2}
+        return {"y": rainy, "x": clean, "component": rainy - clean, "x2": x2, "x3": x3}
 
-    return tf.data.Dataset.zip((pairs(seed), clean_stream)).map(to_dict).prefetch(tf.data.AUTOTUNE)
+    streams = (pairs(seed), clean_stream(1), clean_stream(2))
+    return tf.data.Dataset.zip(streams).map(to_dict).prefetch(tf.data.AUTOTUNE)
 
 
 def training_batches(
@@ -666,7 +673,7 @@ def training_batches(
     Returns:
       A ``tf.data.Dataset`` of dicts with float32 ``y`` (observation), ``x`` (the clean
       sample paired with ``y``), ``component`` (the true component: ``y = x + component``
-      except for audio_captcha) and ``x2`` (another independent clean sample), each
+      except for audio_captcha), ``x2`` and ``x3`` (two more independent clean samples), each
       ``[batch, H, W, C]`` (``[batch, 2]`` points for toy2d).
 
     Raises:

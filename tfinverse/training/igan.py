@@ -33,16 +33,16 @@ the update): if either is below ``d_thresh`` (0.5 / 0.1 / -5 for vanilla / LS / 
 ``mm = mm + 5`` -- it keeps growing (1, 6, 11, ...) for as long as a discriminator stays
 below the threshold -- otherwise ``mm = 1``. ``mm`` starts at 1. Differences from the
 original, by choice: without dual mapping only D1's loss is compared (the original compared a
-stale D2 value from an untrained D2); both discriminator updates of a round share one
-estimator forward pass (the weights are the same for both); and training stops exactly at
+stale D2 value from an untrained D2); and training stops exactly at
 ``max_generator_steps`` (the original could overshoot by up to ``mm - 1`` steps).
 
 Batches are the tasks' dicts ``y, x, component, x2`` (:func:`tfinverse.tasks.igan_tasks.
 training_batches`). Unpaired training (the default) must not let the estimator see which
-clean image belongs to ``y``, so D1's real batch is ``x2`` and the dual mapping uses
-``x2`` rolled by one sample (another independent clean sample per row); with the paired
-loss D1's real batch is the paired ``x`` and the dual mapping uses ``x2``, as the original's
-``XY_pair`` batches did. Every network runs in training mode (batch statistics) in every
+clean image belongs to ``y``, so D1's real batch is ``x2`` and the dual mapping uses ``x3``,
+a third independent clean sample, as the original drew the two independently (a batch without
+``x3``, e.g. from a user's own pipeline, falls back to ``x2`` rolled by one sample, which pairs
+each row with another image but reuses D1's batch); with the paired loss D1's real batch is
+the paired ``x`` and the dual mapping uses ``x2``, as the original's ``XY_pair`` batches did. Every network runs in training mode (batch statistics) in every
 update, as in the original.
 
 On the trainer protocol (:mod:`tfinverse.training.trainer`): :class:`IGAN` is a
@@ -426,6 +426,11 @@ class IGAN(Trainer):
                 raise ValueError(f"batch[{key!r}] must have the observation's shape {y.shape}, got {value.shape}")
         if self.paired:
             return y, x, x2, x
+        if "x3" in batch:
+            x3 = tf.cast(batch["x3"], tf.float32)
+            if x3.shape.rank != y.shape.rank or x3.shape[1:] != y.shape[1:]:
+                raise ValueError(f"batch['x3'] must have the observation's shape {y.shape}, got {x3.shape}")
+            return y, x2, x3, x
         return y, x2, tf.roll(x2, shift=1, axis=0), x
 
     def split_batches(self, data, plan):
@@ -438,28 +443,28 @@ class IGAN(Trainer):
         if self.gan_model == "wgan":
             clip_weights(discriminator.trainable_variables, WGAN_CLIP_VALUE)
 
-    def _round_component(self, batch, state):
-        # Both discriminator updates of a round share one estimator forward pass.
-        if "round_z" not in state:
-            y = self._batch_parts(batch)[0]
-            state["round_z"] = tf.stop_gradient(self.estimator_network(y, training=True))
-        return state["round_z"]
+    def _round_component(self, batch):
+        # Each discriminator update runs the estimator forward itself, as each solver run of the
+        # original did: the estimator's moving batch-norm statistics are updated once per
+        # discriminator update and once per generator update (3 times a round at mm = 1).
+        y = self._batch_parts(batch)[0]
+        return tf.stop_gradient(self.estimator_network(y, training=True))
 
     def phase_d1(self, batch, state):
         """D1's update: real ``x1`` against ``X_gen = clip(y - G(y), 0, inf)``.
 
         Returns:
-          ``{"d1_loss", "round_z"}`` (the loss before the update).
+          ``{"d1_loss"}`` (the loss before the update).
         """
         y, x1, _, _ = self._batch_parts(batch)
-        z = self._round_component(batch, state)
+        z = self._round_component(batch)
         x_gen = tf.stop_gradient(self.estimator.clean_from(y, z))
         with tf.GradientTape() as tape:
             d1_loss = discriminator_loss(self.gan_model, self.d1(x1, training=True), self.d1(x_gen, training=True))
             target = self.gradient_target(self.d1_optimizer, d1_loss)
         self.apply_gradients(self.d1_optimizer, tape, target, self.d1.trainable_variables)
         self._clip(self.d1)
-        return {"d1_loss": tf.cast(d1_loss, tf.float32), "round_z": z}
+        return {"d1_loss": tf.cast(d1_loss, tf.float32)}
 
     def phase_d2(self, batch, state):
         """D2's update (random dual mapping): real ``y`` against ``Y_gen = x_dual + G(y)``.
@@ -468,7 +473,7 @@ class IGAN(Trainer):
           ``{"d2_loss"}`` (before the update).
         """
         y, _, x_dual, _ = self._batch_parts(batch)
-        z = self._round_component(batch, state)
+        z = self._round_component(batch)
         y_gen = tf.stop_gradient(self.estimator.observation_from(x_dual, z))
         with tf.GradientTape() as tape:
             d2_loss = discriminator_loss(self.gan_model, self.d2(y, training=True), self.d2(y_gen, training=True))
