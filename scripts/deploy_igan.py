@@ -2,7 +2,8 @@
 """Runs a trained igan estimator on a task's held-out samples and scores it.
 
 Loads the estimator from a training checkpoint (``--checkpoint``: a checkpoint folder or
-prefix written by ``train_igan.py``) or from its SavedModel (``--saved-model``), runs it in
+prefix written by ``train_igan.py``), from its SavedModel (``--saved-model``) or, with
+neither, the estimator that ships with tfinverse for the task (where one does), runs it in
 inference mode on ``--num-samples`` held-out samples (1000, as the original's deploy.py)
 and writes into ``--out``::
 
@@ -23,6 +24,7 @@ characters on white, as the original saved them.
 
 Examples::
 
+    python scripts/deploy_igan.py --task denoising     # the shipped estimator
     python scripts/deploy_igan.py --task denoising --checkpoint runs/igan_denoising/checkpoints
     python scripts/deploy_igan.py --task denoising --saved-model runs/igan_denoising/estimator \\
         --num-samples 100 --out results/igan_denoising_test
@@ -54,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--task-option", action="append", default=[], metavar="NAME=VALUE",
         help="a data option of the task (repeatable), as given to train_igan.py",
     )
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--checkpoint", help="a checkpoint folder (its newest checkpoint) or checkpoint prefix")
-    source.add_argument("--saved-model", help="the estimator SavedModel folder written by train_igan.py")
+    source.add_argument("--saved-model", help="the estimator SavedModel folder written by train_igan.py "
+                                              "(default, with no --checkpoint: the estimator shipped for --task)")
     parser.add_argument("--num-samples", type=int, default=1000, help="held-out samples to run on")
     parser.add_argument("--batch-size", type=int, default=50, help="samples per inference batch")
     parser.add_argument("--grid-rows", type=int, default=10, help="samples per grid PNG")
@@ -95,14 +98,20 @@ def load_estimator(args, task):
 
     from tfinverse.models.igan import build_estimator_for_task, load_igan_export, read_igan_metadata
 
-    if args.saved_model:
-        separate, metadata = load_igan_export(args.saved_model)
-        _check_metadata(metadata, task, f"SavedModel {args.saved_model}")
+    saved_model, description = args.saved_model, f"SavedModel {args.saved_model}"
+    if not saved_model and not args.checkpoint:
+        from tfinverse.pretrained import shipped_igan_estimator_path
+
+        saved_model = str(shipped_igan_estimator_path(task.name))
+        description = f"shipped estimator {task.name}"
+    if saved_model:
+        separate, metadata = load_igan_export(saved_model)
+        _check_metadata(metadata, task, description)
         expected = list(build_input_shape(task))
         stored = (metadata or {}).get("input_shape")
         if stored is not None and list(stored) != expected:
-            raise ValueError(f"SavedModel {args.saved_model} takes inputs {stored}, task {task.name} has {expected}")
-        return separate, f"SavedModel {args.saved_model}"
+            raise ValueError(f"{description} takes inputs {stored}, task {task.name} has {expected}")
+        return separate, description
 
     path = Path(args.checkpoint)
     if path.is_dir():

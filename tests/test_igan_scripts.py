@@ -162,6 +162,9 @@ def test_clear_errors(train, deploy, toy_run, tmp_path, capsys):
         deploy.main(["--task", "denoising", "--checkpoint", str(toy_run / "checkpoints"), "--out", str(tmp_path / "d")])
     with pytest.raises(SystemExit, match="no checkpoint"):
         deploy.main(["--task", "toy2d", "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "e")])
+    with pytest.raises(SystemExit, match="no igan estimator ships for task 'toy2d'"):
+        deploy.main(["--task", "toy2d", "--out", str(tmp_path / "e2")])  # no model and none shipped
+    assert not (tmp_path / "e2").exists()
     with pytest.raises(TrainingSetupError, match="--overwrite"):
         train.main(["--task", "toy2d", "--max-iters", "1", "--out", str(toy_run)])
     with pytest.raises(TrainingSetupError, match="NAME=VALUE"):

@@ -1,8 +1,10 @@
-"""Priors that ship inside the package, and loading a prior by name or path.
+"""Models that ship inside the package: priors, and igan's trained estimators.
 
-The shipped priors are trained by this package's own scripts (the command, training time
-and sample quality of each are in the README); no weights of the original papers exist for
-them. ``load_prior`` also takes any path that :func:`tfinverse.hub.load_generator` reads.
+The shipped models are trained by this package's own scripts (the command, training time
+and quality of each are in the README and REPRODUCTION.md); no weights of the original papers
+exist for them. ``load_prior`` also takes any path that :func:`tfinverse.hub.load_generator`
+reads. igan estimators ship for the tasks of :data:`SHIPPED_IGAN_ESTIMATORS`, as the
+SavedModels ``train_igan.py`` exports (``y -> (component, clean)``).
 """
 
 from __future__ import annotations
@@ -10,15 +12,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict
 
-__all__ = ["SHIPPED_PRIORS", "UNTRAINED_PREFIX", "shipped_prior_path", "untrained_prior", "load_prior"]
+__all__ = [
+    "SHIPPED_PRIORS",
+    "SHIPPED_IGAN_ESTIMATORS",
+    "UNTRAINED_PREFIX",
+    "shipped_prior_path",
+    "shipped_igan_estimator_path",
+    "untrained_prior",
+    "load_prior",
+]
 
 _ASSETS = Path(__file__).resolve().parent / "assets" / "priors"
+_IGAN_ASSETS = Path(__file__).resolve().parent / "assets" / "igan"
 
 #: name -> what it is.
 SHIPPED_PRIORS: Dict[str, str] = {
     "dcgan_mnist28": "DCGAN (LVR layout, 32 base filters) trained on the MNIST-5000 training split, 28x28x1, "
     "z ~ U[-1, 1]^100",
 }
+
+
+#: igan task -> the shipped estimator (its training run is in REPRODUCTION.md, section igan).
+SHIPPED_IGAN_ESTIMATORS: Dict[str, str] = {}
 
 
 #: ``load_prior("untrained:<shipped name>")`` builds that prior's layout with fresh weights.
@@ -78,6 +93,25 @@ def shipped_prior_path(name: str) -> Path:
     path = _ASSETS / name
     if not path.is_dir():
         raise FileNotFoundError(f"shipped prior {name!r} is missing at {path}; reinstall tfinverse with its assets")
+    return path
+
+
+def shipped_igan_estimator_path(task: str) -> Path:
+    """The SavedModel folder of the igan estimator shipped for a task.
+
+    Raises:
+      UnknownNameError: for a task without a shipped estimator (the message lists those with one).
+      FileNotFoundError: if the package was installed without its assets.
+    """
+    from tfinverse.errors import UnknownNameError
+
+    if task not in SHIPPED_IGAN_ESTIMATORS:
+        shipped = ", ".join(sorted(SHIPPED_IGAN_ESTIMATORS)) or "none"
+        raise UnknownNameError(f"no igan estimator ships for task {task!r} (shipped for: {shipped}); "
+                               "train one with scripts/train_igan.py")
+    path = _IGAN_ASSETS / task
+    if not (path / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"the igan estimator of {task!r} is missing at {path}; reinstall tfinverse with its assets")
     return path
 
 
