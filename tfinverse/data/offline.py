@@ -157,11 +157,19 @@ def extract_patches(image: np.ndarray, patch_size: int, stride: int) -> np.ndarr
     return np.ascontiguousarray(patches)
 
 
+# Views of scikit-image loaders that return several images: name -> (loader, index).
+_SKIMAGE_VIEWS = {"stereo_motorcycle_left": ("stereo_motorcycle", 0), "stereo_motorcycle_right": ("stereo_motorcycle", 1)}
+
+
 @functools.lru_cache(maxsize=None)
 def _skimage_photo(name: str, channels: int) -> np.ndarray:
     import skimage.data
 
-    image = getattr(skimage.data, name)()
+    if name in _SKIMAGE_VIEWS:
+        loader, index = _SKIMAGE_VIEWS[name]
+        image = np.asarray(getattr(skimage.data, loader)()[index])
+    else:
+        image = getattr(skimage.data, name)()
     if image.ndim == 2:
         image = image[..., None]
     if channels == 3:
