@@ -18,6 +18,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from tfinverse.utils.cli import flag_table, run_script
 
+from summaries import summary_tags
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TRAIN = ["--steps", "4", "--batch-size", "8", "--best-every", "2", "--best-images", "8", "--num-samples", "4",
          "--checkpoint-every", "2", "--sample-every", "0", "--log-every", "2", "--measurement", "drop_patch:patch_size=10",
@@ -56,6 +58,10 @@ def test_training_writes_checkpoints_best_export_and_its_record(runs):
     assert ambient["best"]["criterion"] == "measurement" and ambient["best"]["step"] in (2, 4)
     assert (root / "ambient" / "best").is_dir() and (root / "ambient" / "enhancer" / "saved_model.pb").is_file()
     assert "learning_rate/encoder" in ambient["final_scalars"]
+    # TensorBoard: one image per grid column (the final samples), not one mosaic
+    _, image_tags = summary_tags(root / "ambient" / "logs")
+    assert {"samples/clean", "samples/lossy", "samples/reconstruction", "samples/prior_sample"} <= image_tags
+    assert "samples" not in image_tags
     assert ambient["update_schedule"]["updates"][0]["phase"] == "encoder"
     stored = json.loads((root / "supervised" / "checkpoints" / "run_config.json").read_text())
     assert stored["supervised"] is True and stored["measurement_label"] == "drop_patch:patch_size=10"

@@ -15,6 +15,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tfinverse.models.lir import VGG_UNAVAILABLE_MESSAGE
 from tfinverse.utils.cli import flag_table, run_script
 
+from summaries import summary_tags
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = ["--width", "2", "--dis-width", "4", "--num-res", "1", "--batch-size", "2", "--num-samples", "2",
         "--sample-every", "0", "--checkpoint-every", "0", "--log-every", "1", "--quiet"]
@@ -49,6 +51,8 @@ def test_training_writes_run_restorer_and_says_vgg_is_off_once(trained):
     assert set(stored["final_losses"]) >= {"content_d_loss", "d_loss", "g_loss", "g_background"}
     assert stored["optimizer_iterations"] == {"content_discriminator": 8, "image_discriminators": 2, "generators": 2}
     assert (out / "samples.png").is_file()
+    _, image_tags = summary_tags(out / "logs")
+    assert {"samples/noisy", "samples/restored"} <= image_tags and "samples" not in image_tags
 
 
 def test_deploy_tables_match_scores_recomputed_from_the_arrays(trained, tmp_path):

@@ -24,6 +24,8 @@ from tfinverse import hub
 from tfinverse.training import variables_by_path
 from tfinverse.utils.cli import run_script
 
+from summaries import summary_tags
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 TINY = {
@@ -51,16 +53,6 @@ def _load_script(name):
 @pytest.fixture(scope="module")
 def scripts():
     return {name: _load_script(name) for name in TINY}
-
-
-def _summaries(log_dir):
-    scalars, images = set(), set()
-    for path in Path(log_dir).glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                plugin = value.metadata.plugin_data.plugin_name
-                (scalars if plugin == "scalars" else images if plugin == "images" else set()).add(value.tag)
-    return scalars, images
 
 
 def _assert_export_matches_checkpoint(script, argv, out):
@@ -97,7 +89,7 @@ def test_script_trains_checkpoints_samples_and_exports(scripts, name, tmp_path, 
     for grid in ("samples/step_0000002.png", "samples/step_0000003.png", "samples.png"):
         image = cv2.imread(str(out / grid))
         assert image is not None and image.shape[0] >= 2 * 64, grid  # a 2x2 grid of enlarged cells
-    scalars, images = _summaries(out / "logs")
+    scalars, images = summary_tags(out / "logs")
     assert {f"train/{metric}" for metric in METRICS[name]} <= scalars
     assert {"learning_rate/generator", "learning_rate/discriminator"} <= scalars
     assert "samples" in images

@@ -562,17 +562,9 @@ class AmbientVAEGANTrainer(Trainer):
         rows = [[x[i], lossy[i], reconstruction[i], prior[i]] for i in range(len(x))]
         return rows, columns
 
-    def sample_mosaic(self, inputs):
-        """Four tiles side by side: clean, lossy, reconstruction and prior-sample grids."""
-        from tfinverse.training.samples import tile_images
-
-        rows, _ = self.sample_grid(inputs)
-        tiles = [tile_images(np.stack([row[k] for row in rows])) for k in range(4)]
-        gap = np.ones((tiles[0].shape[0], 2, tiles[0].shape[2]), np.float32)
-        parts = []
-        for tile in tiles:
-            parts += [np.asarray(tile, np.float32), gap]
-        return np.clip(np.concatenate(parts[:-1], axis=1), 0.0, 1.0)
+    #: TensorBoard: ``samples/clean``, ``samples/lossy``, ``samples/reconstruction`` and
+    #: ``samples/prior_sample``, each its column of the sample grid tiled.
+    sample_summary_by_column = True
 
     # ----------------------------------------------------------------- export
     def export_enhancer(self, path, overwrite: bool = False, extra_metadata: Optional[Mapping[str, Any]] = None):

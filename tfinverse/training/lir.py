@@ -434,6 +434,9 @@ class LIRTrainer(Trainer):
             raise ValueError("LIRTrainer needs fixed sample inputs: set trainer.fixed_samples = {'noisy': ..., 'clean': ...}")
         return self.fixed_samples
 
+    #: TensorBoard: ``samples/noisy``, ``samples/restored`` and ``samples/clean``.
+    sample_summary_by_column = True
+
     def sample_grid(self, inputs):
         """Rows ``noisy | restored | clean`` (clean left out when unknown)."""
         noisy = np.asarray(inputs["noisy"], np.float32)

@@ -226,10 +226,11 @@ def train(
             with reported_figure(path):  # a sample grid that cannot be written never stops training
                 summary.sample_files.append(str(trainer.write_sample_grid(path, fixed_samples)))
         if writer is not None:
-            mosaic = trainer.sample_mosaic(fixed_samples)
-            if mosaic is not None:
+            images = trainer.sample_summaries(fixed_samples)
+            if images:
                 with writer.as_default():
-                    summary_images("samples", np.asarray(mosaic)[None], step=at_step, max_outputs=1)
+                    for tag, image in images.items():
+                        summary_images(tag, np.asarray(image)[None], step=at_step, max_outputs=1)
 
     bar = progress(total=total_steps, initial=min(step, total_steps), desc=description, force=show_progress)
     started = time.perf_counter()

@@ -616,6 +616,31 @@ class Trainer(keras.Model):
         rows, labels = self.sample_grid(inputs)
         return save_image_grid(path, rows, col_labels=labels, min_cell_size=64, padding=2, overwrite=True)
 
+    #: TensorBoard shows one image per column of the sample grid (``samples/<column>``, each the
+    #: column's images tiled) instead of the whole grid as one ``samples`` image.
+    sample_summary_by_column = False
+
+    def sample_summaries(self, inputs) -> Dict[str, np.ndarray]:
+        """TensorBoard images of the sample grid: tag -> ``[H, W, C]`` in ``[0, 1]``.
+
+        ``{"samples": mosaic}`` by default; with :attr:`sample_summary_by_column`, one tiled
+        image per column of :meth:`sample_grid` (e.g. ``samples/lossy``,
+        ``samples/reconstruction``), each tiled as a square grid.
+        """
+        if not self.sample_summary_by_column:
+            mosaic = self.sample_mosaic(inputs)
+            return {} if mosaic is None else {"samples": mosaic}
+        from tfinverse.training.samples import tile_images
+
+        rows, labels = self.sample_grid(inputs)
+        if not rows or np.asarray(rows[0][0]).shape[-1] not in (1, 3):
+            return {}
+        labels = labels or [f"column_{k}" for k in range(len(rows[0]))]
+        return {
+            f"samples/{label.replace(' ', '_')}": np.clip(tile_images(np.stack([row[k] for row in rows])), 0.0, 1.0)
+            for k, label in enumerate(labels)
+        }
+
     def sample_mosaic(self, inputs) -> Optional[np.ndarray]:
         """The sample grid as one ``[H, W, C]`` image for TensorBoard (None: no image)."""
         rows, _ = self.sample_grid(inputs)
