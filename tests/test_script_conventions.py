@@ -38,6 +38,7 @@ DATA_ERRORS = {
     "deploy_ambient_vae_gan": (["--ambient", "/nonexistent"], "/nonexistent does not exist"),
     "train_lir": (["--noisy-dir", "/nonexistent", "--clean-dir", "/nonexistent_clean", "--steps", "1"], "/nonexistent"),
     "deploy_lir": (["--model", "/nonexistent"], "/nonexistent does not exist"),
+    "plot_curves": (["--runs", "/nonexistent"], "/nonexistent does not exist"),
 }
 
 

@@ -12,6 +12,8 @@
 
 * :mod:`~tfinverse.evaluation.iagan`: runs the IAGAN paper's methods on one inversion task
   and scores them (the engine of the IAGAN experiment scripts).
+* :mod:`~tfinverse.evaluation.curves`: training curves read back from a run's TensorBoard
+  scalars, smoothed and plotted (``scripts/plot_curves.py``).
 
 Names load on first use, so importing this package costs nothing until one is used.
 """
@@ -26,6 +28,7 @@ _LAZY = {
     **{name: "tfinverse.evaluation.frechet" for name in (
         "feature_statistics", "frechet_distance", "frechet_distance_of",
     )},
+    **{name: "tfinverse.evaluation.curves" for name in ("read_scalars", "smooth", "plot_curves", "curves_table")},
 }
 
 __all__ = [
@@ -43,6 +46,11 @@ __all__ = [
     "frechet_digit_distance",
     "load_labelled_mnist5k",
     "mnist5k_labels",
+    # training curves
+    "read_scalars",
+    "smooth",
+    "plot_curves",
+    "curves_table",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, [*__all__, "classifier", "frechet", "iagan"])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, [*__all__, "classifier", "curves", "frechet", "iagan"])
