@@ -148,6 +148,22 @@ def test_denoising_train_then_deploy(train, deploy, tmp_path):
                      "--num-samples", "2", "--out", str(tmp_path / "wrong")])
 
 
+def test_deploy_without_a_model_runs_the_shipped_estimator(deploy, tmp_path):
+    from tfinverse.pretrained import shipped_igan_estimator_path
+
+    out = tmp_path / "shipped"
+    assert deploy.main(["--task", "denoising", "--num-samples", "10", "--max-grids", "1", "--out", str(out)]) == 0
+    recorded = json.loads((out / "deploy.json").read_text())
+    assert recorded["model"] == "shipped estimator denoising"
+    rows = read_csv(out / "metrics.csv")
+    test = evaluation_batches(get_task("denoising"), n=10, seed=0)
+    _, clean = saved_model_outputs(shipped_igan_estimator_path("denoising"), test["y"])
+    mse = np.mean((clean.astype(np.float64) - test["x"]) ** 2)
+    igan_clean = next(r for r in rows if r["method"] == "igan" and r["target"] == "clean")
+    assert float(igan_clean["dataset_psnr"]) == pytest.approx(10 * np.log10(1.0 / mse), abs=1e-3)
+    assert float(igan_clean["dataset_psnr"]) > 10.0  # the input is about 0 dB
+
+
 def test_clear_errors(train, deploy, toy_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--task", "colorization", "--out", str(tmp_path / "a")])

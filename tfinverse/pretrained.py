@@ -33,7 +33,10 @@ SHIPPED_PRIORS: Dict[str, str] = {
 
 
 #: igan task -> the shipped estimator (its training run is in REPRODUCTION.md, section igan).
-SHIPPED_IGAN_ESTIMATORS: Dict[str, str] = {}
+SHIPPED_IGAN_ESTIMATORS: Dict[str, str] = {
+    "denoising": "unpaired igan (vanilla GAN, dual mapping), 2500 generator steps on the MNIST-5000 training "
+    "split with noise std 1.0; held-out dataset PSNR 19.21 dB / SSIM 0.805 against -0.01 dB for the input",
+}
 
 
 #: ``load_prior("untrained:<shipped name>")`` builds that prior's layout with fresh weights.
