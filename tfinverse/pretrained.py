@@ -36,6 +36,9 @@ SHIPPED_PRIORS: Dict[str, str] = {
 SHIPPED_IGAN_ESTIMATORS: Dict[str, str] = {
     "denoising": "unpaired igan (vanilla GAN, dual mapping), 2500 generator steps on the MNIST-5000 training "
     "split with noise std 1.0; held-out dataset PSNR 19.21 dB / SSIM 0.805 against -0.01 dB for the input",
+    "derain": "unpaired igan (vanilla GAN, dual mapping), 2500 generator steps on synthetic rain streaks over "
+    "natural-image patches; held-out dataset PSNR 23.76 dB against 22.61 dB for the rainy input (SSIM 0.683 "
+    "against 0.744)",
 }
 
 
