@@ -419,19 +419,17 @@ class IGAN(Trainer):
         if missing:
             raise ValueError(f"igan batch is missing {missing}; expected keys y, x, x2 (and component)")
         y = self.estimator.check_observation(batch["y"])
-        x = tf.cast(batch["x"], tf.float32)
-        x2 = tf.cast(batch["x2"], tf.float32)
-        for key, value in (("x", x), ("x2", x2)):
+        # x3 is only used (and checked) by unpaired training.
+        keys = ("x", "x2", "x3") if not self.paired and "x3" in batch else ("x", "x2")
+        clean = {key: tf.cast(batch[key], tf.float32) for key in keys}
+        for key, value in clean.items():
             if value.shape.rank != y.shape.rank or value.shape[1:] != y.shape[1:]:
                 raise ValueError(f"batch[{key!r}] must have the observation's shape {y.shape}, got {value.shape}")
+        x, x2 = clean["x"], clean["x2"]
         if self.paired:
             return y, x, x2, x
-        if "x3" in batch:
-            x3 = tf.cast(batch["x3"], tf.float32)
-            if x3.shape.rank != y.shape.rank or x3.shape[1:] != y.shape[1:]:
-                raise ValueError(f"batch['x3'] must have the observation's shape {y.shape}, got {x3.shape}")
-            return y, x2, x3, x
-        return y, x2, tf.roll(x2, shift=1, axis=0), x
+        x_dual = clean["x3"] if "x3" in clean else tf.roll(x2, shift=1, axis=0)
+        return y, x2, x_dual, x
 
     def split_batches(self, data, plan):
         if plan.num_batches == 1 and isinstance(data, (tuple, list)):
