@@ -13,7 +13,9 @@ import tfinverse.operators as ops
 import tfinverse.operators.inpainting  # noqa: F401  (registers the masking operators)
 from tfinverse.inversion.csgm import csgm
 from tfinverse.inversion.iagan import (
+    AUTO_BATCHED_MIN_ITERATIONS,
     IAGAN_PRESETS,
+    clear_solver_cache,
     csgm_then_iagan,
     estimate_batched_bytes,
     iagan,
@@ -147,15 +149,16 @@ def test_batched_equals_sequential_and_chunked(outside_images, per_example):
     y = operator(outside_images).numpy()
     z0 = generator.sample_latent(3, seed=2)
     options = dict(z_init=z0, iterations=25, lr_z=1e-2, lr_theta=1e-2, progress=False)
-    batched = iagan(generator, operator, y, **options)
+    batched = iagan(generator, operator, y, batched=True, **options)
     sequential = iagan(generator, operator, y, batched=False, **options)
     assert batched.extras["mode"] == "batched" and batched.extras["chunk_size"] == 3
+    assert batched.extras["shared_trace"]
     assert sequential.extras["mode"] == "sequential" and sequential.extras["chunk_size"] == 1
     others = [sequential]
     if per_example:
         # A budget for two images per step: chunks of 2 and 1 (rows 0-1, then row 2, whose
         # per-example draw must still be draw 2).
-        chunked = iagan(generator, operator, y, max_batched_bytes=estimate_batched_bytes(generator, 2), **options)
+        chunked = iagan(generator, operator, y, batched=True, max_batched_bytes=estimate_batched_bytes(generator, 2), **options)
         assert chunked.extras["chunk_size"] == 2
         others.append(chunked)
     for other in others:
@@ -166,13 +169,95 @@ def test_batched_equals_sequential_and_chunked(outside_images, per_example):
     assert_bit_identical(before, generator)
 
 
+def test_saved_model_prior_batched_traces_one_copy_for_all_images():
+    # The shipped prior is a SavedModel: a batched chunk makes one generator copy, traces one
+    # image's step and runs it for every image with that image's own variables swapped in.
+    from tfinverse.pretrained import load_prior
+
+    generator = load_prior("untrained:dcgan_mnist28")
+    before = snapshot(generator)
+    operator = ops.get("super_resolution", image_shape=generator.output_shape, factor=4)
+    images = np.random.default_rng(2).uniform(0, 1, (3,) + generator.output_shape).astype(np.float32)
+    y = operator(images).numpy()
+    options = dict(z_init=generator.sample_latent(3, seed=1), iterations=6, lr_z=1e-2, lr_theta=1e-3,
+                   progress=False, reuse_solver=False)
+    copies = []
+    original_copy = type(generator).copy
+
+    def counting_copy(self):
+        copies.append(1)
+        return original_copy(self)
+
+    type(generator).copy = counting_copy
+    try:
+        batched = iagan(generator, operator, y, batched=True, **options)
+    finally:
+        type(generator).copy = original_copy
+    assert batched.extras["shared_trace"] and batched.extras["chunk_size"] == 3 and len(copies) == 1
+    # Every image gets its own weights: equal to separate single-image runs.
+    for i in range(3):
+        single = iagan(generator, operator, y[i:i + 1], **{**options, "z_init": options["z_init"][i:i + 1]})
+        np.testing.assert_allclose(batched.history[:, i], single.history[:, 0], rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(batched.x_hat[i], single.x_hat[0], atol=1e-5)
+    assert_bit_identical(before, generator)
+
+
+def test_solver_is_reused_across_calls_and_follows_the_generator():
+    clear_solver_cache()
+    generator = DCGANGenerator(16, 1, latent_dim=8, base_filters=4, seed=0)
+    operator = ops.get("identity", image_shape=(16, 16, 1))
+    y = np.random.default_rng(1).uniform(0, 1, (2, 16, 16, 1)).astype(np.float32)
+    options = dict(z_init=generator.sample_latent(2, seed=4), iterations=5, lr_theta=1e-3, batched=True,
+                   progress=False)
+    first = iagan(generator, operator, y, **options)
+    again = iagan(generator, operator, y, **options)
+    assert not first.extras["reused_solver"] and again.extras["reused_solver"]
+    np.testing.assert_array_equal(again.history, first.history)
+    # A change of the prior's weights and batch-norm statistics reaches the reused solver.
+    for variable in generator.variables:
+        variable.assign(variable * 0.9 + 0.01)
+    changed = iagan(generator, operator, y, **options)
+    fresh = iagan(generator, operator, y, reuse_solver=False, **{k: v for k, v in options.items()})
+    assert changed.extras["reused_solver"] and not fresh.extras["reused_solver"]
+    np.testing.assert_allclose(changed.history, fresh.history, rtol=1e-5)
+    assert not np.allclose(changed.history, first.history, rtol=1e-3)
+    # Other settings or another operator build a new solver.
+    other = ops.get("identity", image_shape=(16, 16, 1))
+    assert not iagan(generator, other, y, **options).extras["reused_solver"]
+    assert not iagan(generator, other, y, **{**options, "lr_z": 1e-3}).extras["reused_solver"]
+    clear_solver_cache()
+    assert not iagan(generator, other, y, **{**options, "lr_z": 1e-3}).extras["reused_solver"]
+
+
+def test_auto_mode_batches_from_the_threshold():
+    generator = mlp_generator()
+    operator = ops.get("identity", image_shape=SHAPE)
+    y = np.random.default_rng(3).uniform(0, 1, (2,) + SHAPE).astype(np.float32)
+    modes = {}
+    for images, iterations in ((2, AUTO_BATCHED_MIN_ITERATIONS - 1), (2, AUTO_BATCHED_MIN_ITERATIONS),
+                               (1, AUTO_BATCHED_MIN_ITERATIONS)):
+        result = iagan(generator, operator, y[:images], iterations=iterations, progress=False, reuse_solver=False)
+        modes[images, iterations] = result.extras["mode"]
+    assert modes == {(2, AUTO_BATCHED_MIN_ITERATIONS - 1): "sequential", (2, AUTO_BATCHED_MIN_ITERATIONS): "batched",
+                     (1, AUTO_BATCHED_MIN_ITERATIONS): "sequential"}
+    with pytest.raises(ValueError, match="auto"):
+        iagan(generator, operator, y, iterations=2, batched="always", progress=False)
+    # Below the threshold, a kept batched solver makes batching free of set-up: auto takes it.
+    clear_solver_cache()
+    iagan(generator, operator, y, iterations=3, batched=True, progress=False)
+    short = iagan(generator, operator, y, iterations=3, progress=False)
+    assert short.extras["mode"] == "batched" and short.extras["reused_solver"]
+    clear_solver_cache()
+
+
 def test_xla_and_eager_agree(mask_operator, outside_images):
     generator = mlp_generator()
-    y = mask_operator(outside_images[:1]).numpy()
-    options = dict(z_init=generator.sample_latent(1, seed=3), iterations=8, lr_z=1e-2, lr_theta=1e-2,
+    y = mask_operator(outside_images[:2]).numpy()
+    options = dict(z_init=generator.sample_latent(2, seed=3), iterations=8, lr_z=1e-2, lr_theta=1e-2,
                    progress=False)
-    reference = iagan(generator, mask_operator, y, **options)
-    for kwargs in ({"jit_compile": True}, {"run_eagerly": True}):
+    reference = iagan(generator, mask_operator, y, batched=False, **options)
+    for kwargs in ({"jit_compile": True}, {"run_eagerly": True}, {"jit_compile": True, "batched": True},
+                   {"run_eagerly": True, "batched": True}):
         other = iagan(generator, mask_operator, y, **options, **kwargs)
         np.testing.assert_allclose(other.history, reference.history, rtol=1e-4, atol=1e-7)
 

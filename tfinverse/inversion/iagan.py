@@ -9,20 +9,25 @@ jointly over the latent and the generator weights with Adam and small learning r
 objective seen, and returns ``x_IA = G_theta_IA(z_IA)``. Every image gets its own copy of
 the weights; the caller's generator is never modified.
 
-Batching. The ``N`` images of a call run in one compiled step: the step holds ``N``
-independent copies of the generator (from ``generator.copy()``), each with its own weights,
-Adam moments and best-weight snapshot, and all their forward and backward passes, so that
-TensorFlow can run the independent sub-graphs concurrently and pays the per-step overhead
-once. With ``batched=False``, or when the estimated memory of ``N`` copies exceeds
-``max_batched_bytes``, the images run in chunks (chunks of one image with ``batched=False``)
-that reuse one set of copies, reset between chunks. Both modes do the same arithmetic per
-image, so batching saves per-step overhead but not the per-image weight traffic (every image
-reads and updates its own weights and Adam moments): on a 2-core CPU it ran a small prior
-(16 x 16 DCGAN, 8 images) about 1.4x faster than sequential runs, and a 5 M-parameter
-64 x 64 DCGAN no faster (see ``benchmarks/bench_inversion.py``). Stacking the per-image weights along a
-leading axis and vectorising with ``tf.vectorized_map`` was measured too: TensorFlow's
-vectorizer has no convolution with per-example filters, falls back to a loop and was several
-times slower than the copies on CPU (see ``benchmarks/bench_inversion.py``).
+Batching. The ``N`` images of a call run in one compiled step. Each image has its own
+weights, Adam moments and best-weight snapshot in variables; one image's step (forward,
+backward, bookkeeping, Adam) is traced once, with one generator copy, and the chunk's step
+calls that traced function once per image with the image's variables swapped in for the
+copy's, so tracing costs the same for 8 images as for one, only one copy of the generator
+is made, and TensorFlow runs the independent calls concurrently. With ``batched=False``, or
+when the estimated memory of ``N`` images exceeds ``max_batched_bytes``, the images run in
+chunks (of one image with ``batched=False``) that reuse one solver, reset between chunks;
+``batched="auto"`` (the default) runs one image at a time below
+:data:`AUTO_BATCHED_MIN_ITERATIONS` iterations, where the batched step's larger set-up
+cost was not repaid, unless a kept solver removes that cost. All modes do the same arithmetic per image. The solver of a call is
+kept for the next call with the same generator, operator and settings (``reuse_solver``).
+Measured on 2 CPU cores with the shipped 28 x 28 prior, 8 images, 4x super-resolution
+(``benchmarks/bench_inversion.py``): a batched step costs 1.4x less than 8 single-image
+steps, and a whole call at 300 iterations ran 1.1-1.2x faster than sequential runs (0.77x
+before the shared trace, whose one-off cost was 5 s); a reused solver saves the set-up.
+Stacking the per-image weights along a leading axis and vectorising with
+``tf.vectorized_map`` was measured too: TensorFlow's vectorizer has no convolution with
+per-example filters, falls back to a loop and was several times slower on CPU.
 
 Presets (:data:`IAGAN_PRESETS`, :func:`iagan_preset`) give the paper's learning rates and
 iteration counts per prior and task, halved under noise::
@@ -34,7 +39,8 @@ iteration counts per prior and task, halved under noise::
 from __future__ import annotations
 
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+import weakref
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -52,14 +58,17 @@ from tfinverse.inversion.csgm import (
     measurement_fit,
 )
 from tfinverse.utils.cli import progress as progress_bar
+from tfinverse.utils.precision import warn_if_xla_on_cpu
 
 __all__ = [
     "IAGAN_PRESETS",
     "IAGAN_TASKS",
     "DEFAULT_MAX_BATCHED_BYTES",
+    "AUTO_BATCHED_MIN_ITERATIONS",
     "iagan_preset",
     "estimate_batched_bytes",
     "iagan",
+    "clear_solver_cache",
     "csgm_then_iagan",
 ]
 
@@ -82,6 +91,11 @@ IAGAN_TASKS: Dict[str, str] = {
     "sr": "sr",
     "super_resolution": "sr",
 }
+
+#: With ``batched="auto"``, :func:`iagan` batches several images from this many iterations on,
+#: or at any budget when the previous call's batched solver can be reused (below it, one image
+#: at a time was as fast or faster on 2 CPU cores; see ``benchmarks/bench_inversion.py``).
+AUTO_BATCHED_MIN_ITERATIONS = 200
 
 #: Default memory budget of one batched IAGAN chunk (see :func:`estimate_batched_bytes`).
 DEFAULT_MAX_BATCHED_BYTES = 4 * 1024**3
@@ -142,6 +156,17 @@ def estimate_batched_bytes(generator, images: int) -> int:
     return int(images) * (_WEIGHT_COPIES_PER_IMAGE * weight_bytes + _ACTIVATION_IMAGES * image_bytes)
 
 
+def _choose_mode(batched, images: int, iterations: int) -> str:
+    """``"batched"`` or ``"sequential"`` from the ``batched`` argument of :func:`iagan`."""
+    if isinstance(batched, str):
+        if batched != "auto":
+            raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
+        # A batched chunk's set-up (variables, trace, first run) costs about 1 s more than a
+        # single image's; below this budget the faster steps did not repay it.
+        return "batched" if images > 1 and iterations >= AUTO_BATCHED_MIN_ITERATIONS else "sequential"
+    return "batched" if batched else "sequential"
+
+
 def _check_latents(generator, z_init, batch: int) -> np.ndarray:
     z = np.asarray(z_init.numpy() if isinstance(z_init, (tf.Tensor, tf.Variable)) else z_init)
     if z.dtype.kind != "f":
@@ -156,105 +181,230 @@ def _check_latents(generator, z_init, batch: int) -> np.ndarray:
     return z.astype(np.float32)
 
 
-class _ChunkSolver:
-    """Joint (theta, z) Adam for a fixed number of images, one generator copy per image.
+class _ImageState:
+    """One image's variables: weights, Adam moments, best snapshot, latent, measurement, bookkeeping.
 
-    All state lives in variables so that one traced step serves every chunk: ``load``
-    resets the copies to the pre-trained weights and sets the chunk's latents and
-    measurements.
+    Args:
+      weights: the image's trainable weights (a generator copy's, or plain variables of the
+        same shapes that stand in for them in a shared trace).
+      latent_dim: latent dimension.
+      image_shape: ``(H, W, C)`` of the generator's output.
+      operator: the forward operator (its ``out_shape`` and ``dtype``).
+      keep_best_weights: snapshot the weights whenever the objective improves (only
+        ``return_generators`` needs them, and the snapshot copies every weight at almost
+        every step, since the objective mostly falls).
     """
 
-    def __init__(self, copies, operator, batch: int, lr_z: float, lr_theta: float,
-                 run_eagerly: bool, jit_compile: bool):
-        self.copies = list(copies)
-        self.operator = operator
-        self.size = len(self.copies)
-        self.batch = batch
-        self.lr_z = float(lr_z)
-        self.lr_theta = float(lr_theta)
-        first = self.copies[0]
-        self.weights = [list(c.trainable_variables) for c in self.copies]
-        self.slots = [AdamSlots(w) for w in self.weights]
-        self.best_weights = [
-            [tf.Variable(tf.convert_to_tensor(v), trainable=False) for v in w] for w in self.weights
-        ]
-        self.z = tf.Variable(tf.zeros([self.size, first.latent_dim]), trainable=False)
+    def __init__(self, weights: Sequence[tf.Variable], latent_dim: int, image_shape, operator,
+                 keep_best_weights: bool):
+        self.weights = list(weights)
+        self.slots = AdamSlots(self.weights)
+        self.best_weights = ([tf.Variable(tf.convert_to_tensor(v), trainable=False) for v in self.weights]
+                             if keep_best_weights else [])
+        self.z = tf.Variable(tf.zeros([1, latent_dim]), trainable=False)
         self.z_slots = AdamSlots([self.z])
-        self.y = tf.Variable(tf.zeros((self.size,) + tuple(operator.out_shape), operator.dtype), trainable=False)
-        self.rows = tf.Variable(tf.zeros([self.size], tf.int32), trainable=False)
+        self.y = tf.Variable(tf.zeros((1,) + tuple(operator.out_shape), operator.dtype), trainable=False)
+        self.row = tf.Variable(tf.zeros([1], tf.int32), trainable=False)
         self.steps_taken = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best_fit = tf.Variable(tf.fill([self.size], np.float32(np.inf)), trainable=False)
-        self.best_step = tf.Variable(tf.zeros([self.size], tf.int64), trainable=False)
-        self.best_z = tf.Variable(tf.zeros([self.size, first.latent_dim]), trainable=False)
-        self.best_x = tf.Variable(tf.zeros((self.size,) + tuple(first.output_shape)), trainable=False)
-        self.per_example = is_per_example_operator(operator)
-        self.step = compile_step(self._step, run_eagerly, jit_compile)
-        # Runs once per chunk: eager execution is cheaper than a trace.
-        self.evaluate = self._evaluate
+        self.best_fit = tf.Variable(tf.fill([1], np.float32(np.inf)), trainable=False)
+        self.best_step = tf.Variable(tf.zeros([1], tf.int64), trainable=False)
+        self.best_z = tf.Variable(tf.zeros([1, latent_dim]), trainable=False)
+        self.best_x = tf.Variable(tf.zeros((1,) + tuple(image_shape)), trainable=False)
 
-    def load(self, initial_weights: Sequence[np.ndarray], z: np.ndarray, y: tf.Tensor, rows: np.ndarray) -> None:
-        """Resets the solver to the pre-trained weights and a chunk's latents and measurements."""
-        for weights, best, slots in zip(self.weights, self.best_weights, self.slots):
-            for variable, snapshot, value in zip(weights, best, initial_weights):
-                variable.assign(value)
-                snapshot.assign(value)
-            slots.reset()
+    def variables(self) -> List[tf.Variable]:
+        """Every variable of the state, in a fixed order (the same for every image)."""
+        slots = [s for adam in (self.slots, self.z_slots) for s in adam.first + adam.second]
+        return (self.weights + self.best_weights + slots
+                + [self.z, self.y, self.row, self.steps_taken, self.best_fit, self.best_step, self.best_z, self.best_x])
+
+    def load(self, initial_weights: Sequence[np.ndarray], z: np.ndarray, y, row: int) -> None:
+        """Resets the state to the pre-trained weights and one image's latent and measurement."""
+        for variable, value in zip(self.weights, initial_weights):
+            variable.assign(value)
+        for snapshot, value in zip(self.best_weights, initial_weights):
+            snapshot.assign(value)
+        self.slots.reset()
         self.z_slots.reset()
         self.z.assign(z)
         self.y.assign(y)
-        self.rows.assign(rows.astype(np.int32))
+        self.row.assign([int(row)])
         self.steps_taken.assign(0)
-        self.best_fit.assign(tf.fill([self.size], np.float32(np.inf)))
-        self.best_step.assign(tf.zeros([self.size], tf.int64))
+        self.best_fit.assign(tf.fill([1], np.float32(np.inf)))
+        self.best_step.assign(tf.zeros([1], tf.int64))
 
-    def _fit(self, z):
-        # Each copy generates its own image; the operator then sees the whole chunk at once.
-        x = tf.concat([c(z[i:i + 1]) for i, c in enumerate(self.copies)], axis=0)
+
+def _shared_trace_available() -> bool:
+    # Calling one traced function with another image's variables needs the concrete
+    # function's flat call with explicit captures (TensorFlow 2.x, not a public API).
+    from tensorflow.python.eager.polymorphic_function import concrete_function
+
+    return hasattr(concrete_function.ConcreteFunction, "_call_flat")
+
+
+class _ChunkSolver:
+    """Joint (theta, z) Adam for a fixed number of images, each with its own weights.
+
+    Every image's state lives in variables (:class:`_ImageState`), so one traced step serves
+    every chunk: ``load`` resets the states to the pre-trained weights and sets the chunk's
+    latents and measurements. One step evaluates each image's objective, records the best
+    pair, then takes one Adam step; the objective returned is the one before the step.
+
+    Compiled (not eager, the default), the per-image step is traced once, with the first
+    image's generator copy, and the chunk's step calls that one traced function once per
+    image with the image's own variables in place of the first image's (its captured
+    inputs are swapped): tracing costs the same for 8 images as for one, and the calls are
+    independent, so TensorFlow runs them concurrently. Only the first image needs a real
+    generator copy; the others hold plain variables of the same shapes. The per-image
+    function is kept out of line (``_noinline``): inlining 8 copies made the first step's
+    graph optimisation several times longer. Eager runs, and TensorFlow builds without the
+    flat call, give each image a generator copy and run one step per image (traced together
+    unless eager).
+    """
+
+    def __init__(self, generator, operator, batch: int, size: int, lr_z: float, lr_theta: float,
+                 run_eagerly: bool, jit_compile: bool, keep_best_weights: bool):
+        self.operator = operator
+        self.size = int(size)
+        self.batch = batch
+        self.lr_z = float(lr_z)
+        self.lr_theta = float(lr_theta)
+        self.per_example = is_per_example_operator(operator)
+        self.shared_trace = not run_eagerly and _shared_trace_available()
+        copies = [generator.copy() for _ in range(1 if self.shared_trace else self.size)]
+        for duplicate in copies:
+            if [tuple(v.shape) for v in duplicate.trainable_variables] != [tuple(v.shape) for v in generator.trainable_variables]:
+                raise RuntimeError("generator.copy() returned a generator with different trainable variables")
+        self.generators = copies
+        template = list(copies[0].trainable_variables)
+        self.states = []
+        for index in range(self.size):
+            weights = (copies[index].trainable_variables if index < len(copies)
+                       else [tf.Variable(tf.convert_to_tensor(v), trainable=True) for v in template])
+            self.states.append(_ImageState(weights, generator.latent_dim, generator.output_shape, operator,
+                                           keep_best_weights))
+        if run_eagerly:
+            self.step = self._eager_step
+        elif self.shared_trace:
+            self.step = self._shared_step(jit_compile)
+        else:
+            self.step = compile_step(self._all_steps, False, jit_compile)
+
+    def sync_frozen(self, generator) -> None:
+        """Gives the copies the generator's current non-trainable values (e.g. batch-norm statistics)."""
+        trainable = {id(v) for v in generator.trainable_variables}
+        frozen = [v for v in generator.variables if id(v) not in trainable]
+        for duplicate in self.generators:
+            own_trainable = {id(v) for v in duplicate.trainable_variables}
+            own_frozen = [v for v in duplicate.variables if id(v) not in own_trainable]
+            for target, source in zip(own_frozen, frozen):
+                target.assign(source)
+
+    def load(self, initial_weights: Sequence[np.ndarray], z: np.ndarray, y: tf.Tensor, rows: np.ndarray) -> None:
+        """Resets every image's state; row ``i`` of ``z`` and ``y`` goes to image ``i``."""
+        for index, state in enumerate(self.states):
+            state.load(initial_weights, z[index:index + 1], y[index:index + 1], rows[index])
+
+    def read(self, name: str) -> np.ndarray:
+        """One bookkeeping variable (e.g. ``"best_fit"``) of every image, stacked."""
+        return np.concatenate([getattr(state, name).numpy() for state in self.states], axis=0)
+
+    def _fit(self, state: _ImageState, generator, z):
+        x = generator(z)
         if self.per_example:
             # Per-example draws are indexed by the image's row in the full batch.
-            full = tf.scatter_nd(self.rows[:, None], tf.cast(x, self.operator.dtype),
+            full = tf.scatter_nd(state.row[:, None], tf.cast(x, self.operator.dtype),
                                  (self.batch,) + tuple(self.operator.in_shape))
             measured = self.operator(full)
-            residual = tf.convert_to_tensor(self.y) - tf.gather(measured, self.rows)
+            residual = tf.convert_to_tensor(state.y) - tf.gather(measured, state.row)
             axes = list(range(1, len(self.operator.out_shape) + 1))
             return tf.cast(tf.reduce_sum(tf.square(residual), axis=axes), tf.float32), x
-        return measurement_fit(self.operator, x, tf.convert_to_tensor(self.y)), x
+        return measurement_fit(self.operator, x, tf.convert_to_tensor(state.y)), x
 
-    def _track(self, fit, z, x):
-        improved = fit < self.best_fit
-        self.best_fit.assign(tf.where(improved, fit, self.best_fit))
-        self.best_step.assign(tf.where(improved, self.steps_taken, self.best_step))
-        self.best_z.assign(tf.where(improved[:, None], z, self.best_z))
-        self.best_x.assign(tf.where(tf.reshape(improved, [-1, 1, 1, 1]), x, self.best_x))
-        for index in range(self.size):
-            # Snapshot the weights that produced this image only when it improved.
-            def snapshot(index=index):
-                return tf.group(*[b.assign(w) for b, w in zip(self.best_weights[index], self.weights[index])])
-
-            tf.cond(improved[index], snapshot, tf.no_op)
-
-    def _step(self):
-        variables = [v for w in self.weights for v in w]
+    def _image_step(self, state: _ImageState, generator):
         with tf.GradientTape() as tape:
-            z = tf.convert_to_tensor(self.z)
+            z = tf.convert_to_tensor(state.z)
             tape.watch(z)
-            fit, x = self._fit(z)
+            fit, x = self._fit(state, generator, z)
             total = tf.reduce_sum(fit)
-        gradients = tape.gradient(total, [z] + variables)
-        self._track(fit, z, x)
-        self.steps_taken.assign_add(1)
-        self.z_slots.apply([self.z], gradients[:1], self.steps_taken, self.lr_z)
-        offset = 1
-        for weights, slots in zip(self.weights, self.slots):
-            slots.apply(weights, gradients[offset:offset + len(weights)], self.steps_taken, self.lr_theta)
-            offset += len(weights)
+        gradients = tape.gradient(total, [z] + state.weights)
+        improved = fit < state.best_fit
+        state.best_fit.assign(tf.where(improved, fit, state.best_fit))
+        state.best_step.assign(tf.where(improved, state.steps_taken, state.best_step))
+        state.best_z.assign(tf.where(improved[:, None], z, state.best_z))
+        state.best_x.assign(tf.where(tf.reshape(improved, [-1, 1, 1, 1]), x, state.best_x))
+
+        # Snapshot the weights that produced this image only when it improved.
+        def snapshot():
+            return tf.group(*[b.assign(w) for b, w in zip(state.best_weights, state.weights)])
+
+        if state.best_weights:
+            tf.cond(improved[0], snapshot, tf.no_op)
+        state.steps_taken.assign_add(1)
+        state.z_slots.apply([state.z], gradients[:1], state.steps_taken, self.lr_z)
+        state.slots.apply(state.weights, gradients[1:], state.steps_taken, self.lr_theta)
         return fit
 
-    def _evaluate(self):
-        z = tf.convert_to_tensor(self.z)
-        fit, x = self._fit(z)
-        self._track(fit, z, x)
-        return fit
+    def _all_steps(self):
+        return tf.concat([self._image_step(s, g) for s, g in zip(self.states, self.generators)], axis=0)
+
+    def _eager_step(self):
+        return self._all_steps()
+
+    def _shared_step(self, jit_compile: bool):
+        warn_if_xla_on_cpu(jit_compile)
+        first = self.states[0]
+        image_step = tf.function(
+            lambda: self._image_step(first, self.generators[0]), autograph=False, jit_compile=bool(jit_compile),
+            # XLA clusters the function itself; out-of-line calls only matter without it.
+            experimental_attributes=None if jit_compile else {"_noinline": True},
+        ).get_concrete_function()
+        captured = image_step.captured_inputs
+        position = {id(v.handle): k for k, v in enumerate(first.variables())}
+        captured_ids = {id(c) for c in captured}
+        if not all(id(v.handle) in captured_ids for v in first.weights):
+            # Another image's weights could not be swapped in for a weight the trace never read.
+            raise RuntimeError("the traced IAGAN step does not read every weight of the generator copy")
+        captures = []
+        for state in self.states:
+            own = state.variables()
+            captures.append([own[position[id(c)]].handle if id(c) in position else c for c in captured])
+        if self.size == 1:
+            return image_step
+        return tf.function(
+            lambda: tf.concat([image_step._call_flat([], c) for c in captures], axis=0), autograph=False
+        )
+
+
+class _SolverCache:
+    """Holds the last call's solver, for the generator (weakly) and settings it was built for."""
+
+    def __init__(self):
+        self._generator = None
+        self._key = None
+        self._solver = None
+
+    def take(self, generator, key) -> Optional[_ChunkSolver]:
+        if self._solver is not None and self._generator() is generator and self._key == key:
+            return self._solver
+        return None
+
+    def keep(self, generator, key, solver: _ChunkSolver) -> None:
+        self._generator = weakref.ref(generator)
+        # The operator object is part of the key by identity: holding the solver holds it, so
+        # its id cannot be reused by another operator while the entry lives.
+        self._key = key
+        self._solver = solver
+
+    def clear(self) -> None:
+        self._generator = self._key = self._solver = None
+
+
+_SOLVER_CACHE = _SolverCache()
+
+
+def clear_solver_cache() -> None:
+    """Frees the solver :func:`iagan` keeps for its next call (see ``reuse_solver``)."""
+    _SOLVER_CACHE.clear()
 
 
 def iagan(
@@ -267,12 +417,13 @@ def iagan(
     lr_z: float = 1e-4,
     lr_theta: float = 1e-4,
     seed=0,
-    batched: bool = True,
+    batched: Union[bool, str] = "auto",
     max_batched_bytes: int = DEFAULT_MAX_BATCHED_BYTES,
     jit_compile: bool = False,
     progress: bool = True,
     run_eagerly: bool = False,
     return_generators: bool = False,
+    reuse_solver: bool = True,
 ) -> InversionResult:
     """Image-adaptive reconstruction: Adam on the latent and the generator weights jointly.
 
@@ -296,8 +447,11 @@ def iagan(
       lr_z: Adam learning rate of the latent (1e-4 in the paper).
       lr_theta: Adam learning rate of the weights (1e-4 with BEGAN, 1e-3 with PGGAN).
       seed: seed of the latents drawn when ``z_init`` is None (IAGAN draws nothing else).
-      batched: run all images in one compiled step (chunks if ``max_batched_bytes`` says
-        so); False runs one image at a time. Both give the same result up to rounding.
+      batched: True runs all images in one compiled step (chunks if ``max_batched_bytes``
+        says so); False runs one image at a time; ``"auto"`` batches when there is more than
+        one image and at least :data:`AUTO_BATCHED_MIN_ITERATIONS` iterations, or when the
+        previous call's batched solver serves this call. All give the same result up to
+        rounding.
       max_batched_bytes: memory budget of one chunk, compared with
         :func:`estimate_batched_bytes`; the chunk size is the largest that fits (at least 1).
       jit_compile: compile the step with XLA.
@@ -306,6 +460,10 @@ def iagan(
       return_generators: also return, in ``extras["generators"]``, one adapted generator per
         image holding its best weights (so ``extras["generators"][i](latents[i:i+1])``
         reproduces ``x_hat[i]``); costs a full copy of the weights per image.
+      reuse_solver: keep this call's solver (its traced step and per-image variables) for
+        the next call with the same generator, operator object, number of measurements,
+        chunk size, learning rates and flags, which then skips the trace; one solver is kept
+        at a time. :func:`clear_solver_cache` frees it.
 
     Returns:
       :class:`~tfinverse.inversion.base.InversionResult`: ``x_hat`` ``[N, H, W, C]``
@@ -314,7 +472,9 @@ def iagan(
       joint steps). ``extras``: ``best_iteration`` ``[N]`` (steps taken by the returned
       pair; 0 = the start), ``initial_objective`` ``[N]`` (the objective of the start, i.e.
       CSGM's when ``z_init`` comes from CSGM), ``chunk_size`` (images per compiled step),
-      ``mode`` (``"batched"`` or ``"sequential"``) and optionally ``generators``.
+      ``mode`` (``"batched"`` or ``"sequential"``), ``shared_trace`` (every chunk ran one
+      traced per-image step for all its images), ``reused_solver`` (the previous call's
+      solver served this one) and optionally ``generators``.
 
     Raises:
       ValueError: for a measurement of the wrong shape or with NaN/Inf (checked first), a
@@ -340,23 +500,35 @@ def iagan(
     if not generator.trainable_variables:
         raise ValueError("the generator has no trainable variables to adapt")
 
-    if batched:
-        per_image = max(1, estimate_batched_bytes(generator, 1))
-        chunk = int(min(batch, max(1, max_batched_bytes // per_image)))
-    else:
-        chunk = 1
+    per_image = max(1, estimate_batched_bytes(generator, 1))
+    batched_chunk = int(min(batch, max(1, max_batched_bytes // per_image)))
+
+    def solver_key(size: int):
+        return (id(operator), batch, size, float(lr_z), float(lr_theta), bool(run_eagerly), bool(jit_compile),
+                bool(return_generators))
+
+    mode = _choose_mode(batched, batch, iterations)
+    if batched == "auto" and batch > 1 and reuse_solver and _SOLVER_CACHE.take(generator, solver_key(batched_chunk)):
+        mode = "batched"  # the set-up is paid already: batching wins at any budget
+    chunk = batched_chunk if mode == "batched" else 1
     initial_weights = [tf.convert_to_tensor(v).numpy() for v in generator.trainable_variables]
-    copies = [generator.copy() for _ in range(chunk)]
-    for duplicate in copies:
-        shapes = [tuple(v.shape) for v in duplicate.trainable_variables]
-        if shapes != [w.shape for w in initial_weights]:
-            raise RuntimeError("generator.copy() returned a generator with different trainable variables")
     solvers: Dict[int, _ChunkSolver] = {}
+    reused = []
 
     def solver_for(size: int) -> _ChunkSolver:
-        # The last chunk may be smaller; it shares the first copies (they are reset anyway).
+        # Chunks of one size share a solver (and its trace); the last chunk may be smaller.
+        # The full-size solver of the previous call is reused when nothing it traced changed.
         if size not in solvers:
-            solvers[size] = _ChunkSolver(copies[:size], operator, batch, lr_z, lr_theta, run_eagerly, jit_compile)
+            key = solver_key(size)
+            solver = _SOLVER_CACHE.take(generator, key) if reuse_solver else None
+            reused.append(solver is not None)
+            if solver is None:
+                solver = _ChunkSolver(generator, operator, batch, size, lr_z, lr_theta, run_eagerly, jit_compile,
+                                      keep_best_weights=return_generators)
+            solver.sync_frozen(generator)
+            solvers[size] = solver
+            if reuse_solver and size == chunk:
+                _SOLVER_CACHE.keep(generator, key, solver)
         return solvers[size]
 
     history = np.zeros((iterations, batch), np.float32)
@@ -374,21 +546,23 @@ def iagan(
         solver = solver_for(len(rows))
         solver.load(initial_weights, z_start[rows], tf.gather(y, rows), rows)
         fits = []
-        for _ in range(iterations):
+        # Step k reports (and records as a candidate) the objective after k updates, so one
+        # step more than the budget evaluates the last weights; its update is never used.
+        for k in range(iterations + 1):
             fits.append(solver.step())
-            bar.update(len(rows))
-        fits.append(solver.evaluate())
+            if k:
+                bar.update(len(rows))
         fits = tf.stack(fits).numpy()
         initial_objective[rows] = fits[0]
         history[:, rows] = fits[1:]
-        best_objective[rows] = solver.best_fit.numpy()
-        best_iteration[rows] = solver.best_step.numpy()
-        latents[rows] = solver.best_z.numpy()
-        x_hat[rows] = solver.best_x.numpy()
+        best_objective[rows] = solver.read("best_fit")
+        best_iteration[rows] = solver.read("best_step")
+        latents[rows] = solver.read("best_z")
+        x_hat[rows] = solver.read("best_x")
         if return_generators:
-            for index in range(len(rows)):
+            for state in solver.states:
                 duplicate = generator.copy()
-                for variable, best in zip(duplicate.trainable_variables, solver.best_weights[index]):
+                for variable, best in zip(duplicate.trainable_variables, state.best_weights):
                     variable.assign(best)
                 adapted.append(duplicate)
     bar.close()
@@ -398,6 +572,8 @@ def iagan(
         "initial_objective": initial_objective,
         "chunk_size": chunk,
         "mode": "batched" if chunk > 1 else "sequential",
+        "shared_trace": all(solver.shared_trace for solver in solvers.values()),
+        "reused_solver": any(reused),
     }
     if return_generators:
         extras["generators"] = adapted
