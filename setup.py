@@ -35,8 +35,10 @@ EXTRAS = {
     # BM3D is free for non-commercial use only; see the bm3d package's licence.
     "bm3d": ["bm3d>=4.0,<5"],
     "test": ["pytest>=8", "pytest-xdist>=3.5"],
+    # Only benchmarks/bench_vs_torch.py uses PyTorch (fused CPU Adam needs 2.4); tfinverse never imports it.
+    "bench": ["torch>=2.4"],
 }
-EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "bm3d" for req in reqs})
+EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name not in ("bm3d", "bench") for req in reqs})
 
 setup(
     name="tfinverse",

@@ -4,7 +4,9 @@ Prints a Markdown table: milliseconds per iteration (for the whole batch), image
 per second, images per second at the IAGAN paper's budget (CSGM 1600 iterations, IAGAN 600;
 one restart), the one-off cost of the first step (tracing, XLA compilation) and the peak
 resident memory of the process while the configuration ran (it includes what earlier rows
-left allocated, so compare neighbouring rows). Rows compare eager execution, ``tf.function``
+left allocated, so compare neighbouring rows), and the achieved GFLOP/s (forward FLOPs counted
+from the layer shapes, times 2 for a CSGM step and 3 for an IAGAN step) against a float32
+matmul ceiling measured in the same run. Rows compare eager execution, ``tf.function``
 and ``jit_compile`` (XLA), batched and sequential IAGAN, and a stacked-weights
 ``tf.vectorized_map`` IAGAN step (the alternative the batched mode was measured against).
 
@@ -13,7 +15,8 @@ progress-bar stand-in installed in the inversion modules, so tracing and compila
 (reported separately as the first step's excess) do not distort it.
 
 Prior: a randomly initialised DCGAN 64x64x3 (the size of the speed facts in PEERS.md);
-``--mnist`` uses 32x32x1. A second table times whole ``iagan`` calls on the shipped 28x28
+``--mnist`` uses 32x32x1. A second table compares IAGAN's per-variable Adam update with one over a flat buffer; a
+third times whole ``iagan`` calls on the shipped 28x28
 prior at the budgets the scripts use (trace, copies and all steps included): sequential,
 batched, and batched with the previous call's solver reused. The default run takes a few
 minutes on 2 cores::
@@ -45,44 +48,10 @@ from tfinverse.inversion.csgm import AdamSlots, csgm  # noqa: E402
 from tfinverse.inversion.iagan import iagan  # noqa: E402
 from tfinverse.models import DCGANGenerator  # noqa: E402
 from tfinverse.utils.results import markdown_table  # noqa: E402
+from tfinverse.utils.timing import install_step_clock  # noqa: E402
 
 CSGM_BUDGET = 1600
 IAGAN_BUDGET = 600
-
-
-class StepClock:
-    """Stands in for the progress bar and records when every iteration finished."""
-
-    def __init__(self):
-        self.stamps = []
-        self.disable = True
-        self.start = time.perf_counter()
-
-    def __call__(self, iterable=None, **kwargs):
-        self.stamps = []
-        self.start = time.perf_counter()
-        self._iterable = iterable
-        return self
-
-    def __iter__(self):
-        for item in self._iterable:
-            yield item
-            self.stamps.append(time.perf_counter())
-
-    def update(self, count=1):
-        self.stamps.append(time.perf_counter())
-
-    def set_postfix(self, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-    def gaps(self):
-        """``(median gap, first gap)`` in seconds; the first includes tracing."""
-        times = [self.start] + self.stamps
-        gaps = np.diff(times)
-        return float(statistics.median(gaps[1:])), float(gaps[0])
 
 
 class PeakMemory:
@@ -125,11 +94,43 @@ def _quiet_progress(iterable=None, **kwargs):
     return progress(iterable, **{**kwargs, "disable": True})
 
 
-def install_clock() -> StepClock:
-    clock = StepClock()
-    csgm_module.progress_bar = clock
-    iagan_module.progress_bar = clock
-    return clock
+def forward_flops(generator) -> int:
+    """Multiply-adds x 2 of one image's forward pass, from the layer shapes (dense and convolutions)."""
+    import keras
+
+    total = 0
+    for layer in generator.network.layers:
+        if isinstance(layer, keras.layers.Dense):
+            total += 2 * int(layer.input.shape[-1]) * int(layer.units)
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            height, width, channels = (int(d) for d in layer.input.shape[1:])
+            kernel = int(np.prod(layer.kernel_size))
+            total += 2 * height * width * channels * int(layer.filters) * kernel
+        elif isinstance(layer, keras.layers.Conv2D):
+            height, width, _ = (int(d) for d in layer.output.shape[1:])
+            kernel = int(np.prod(layer.kernel_size))
+            total += 2 * height * width * int(layer.input.shape[-1]) * int(layer.filters) * kernel
+    return total
+
+
+def matmul_ceiling(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 ``size x size`` matrix product in ``tf.function`` (best of ``repeats``)."""
+    a = tf.random.normal([size, size])
+    product = tf.function(lambda m: tf.matmul(m, m))
+    product(a).numpy()
+    best = min(_timed(lambda: product(a).numpy()) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+# A CSGM step runs the forward pass and the gradient with respect to the input (about twice the
+# forward's work); an IAGAN step adds the gradient with respect to the weights (about three times).
+PASSES = {"CSGM": 2, "IAGAN": 3}
 
 
 def row(method, mode, batch, ms_per_iteration, first_step_s, peak_bytes, budget, note=""):
@@ -215,6 +216,55 @@ def bench_stacked_iagan(generator, operator, batch, iterations):
                IAGAN_BUDGET, "step only, no best tracking")
 
 
+def bench_adam(generator, repeats: int = 20):
+    """IAGAN's Adam update of one image's weights: per variable, against one flat buffer.
+
+    A flat buffer needs the gradients concatenated into it every step (the weights stay in
+    one variable that the forward pass would slice); the last row is the update alone, the
+    bound a flat buffer could reach if nothing had to be concatenated.
+    """
+    from tfinverse.inversion.csgm import adam_update
+
+    shapes = [tuple(v.shape) for v in generator.trainable_variables]
+    rng = np.random.default_rng(0)
+    variables = [tf.Variable(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
+    gradients = [tf.constant(rng.standard_normal(shape).astype(np.float32)) for shape in shapes]
+    slots = AdamSlots(variables)
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    flat = tf.Variable(tf.zeros([total]))
+    flat_slots = AdamSlots([flat])
+    flat_gradient = tf.concat([tf.reshape(g, [-1]) for g in gradients], 0)
+
+    @tf.function
+    def per_variable():
+        slots.apply(variables, gradients, 1, 1e-4)
+        return tf.constant(0)
+
+    @tf.function
+    def flat_with_concat():
+        joined = tf.concat([tf.reshape(g, [-1]) for g in gradients], 0)
+        adam_update(flat, joined, flat_slots.first[0], flat_slots.second[0], 1, 1e-4)
+        return tf.constant(0)
+
+    @tf.function
+    def flat_only():
+        adam_update(flat, flat_gradient, flat_slots.first[0], flat_slots.second[0], 1, 1e-4)
+        return tf.constant(0)
+
+    rows = []
+    for name, function in (("per variable (tfinverse)", per_variable), ("flat buffer, gradients concatenated", flat_with_concat),
+                           ("flat buffer, update only", flat_only)):
+        function()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            function().numpy()
+            times.append(time.perf_counter() - start)
+        rows.append({"Adam update": name, "variables": len(shapes) if name.startswith("per") else 1,
+                     "parameters (M)": total / 1e6, "ms": 1000 * statistics.median(times)})
+    return rows
+
+
 def bench_end_to_end(budgets, images: int, repeats: int):
     """Whole ``iagan`` calls on the shipped prior: sequential against batched, and a reused solver.
 
@@ -275,13 +325,14 @@ def main(argv=None) -> None:
                              "150 under noise); none to skip it")
     parser.add_argument("--end-to-end-images", type=int, default=8, help="images per end-to-end call")
     parser.add_argument("--repeats", type=int, default=2, help="calls per end-to-end mode (the best is kept)")
+    parser.add_argument("--skip-adam", action="store_true", help="leave out the Adam update table")
     args = parser.parse_args(argv)
 
     resolution, channels = (32, 1) if args.mnist else (64, 3)
     generator = DCGANGenerator(resolution, channels, seed=0)
     operator = ops.get("identity", image_shape=(resolution, resolution, channels))
     parameters = sum(int(np.prod(v.shape)) for v in generator.trainable_variables)
-    clock = install_clock()
+    clock = install_step_clock()
     iterations = max(3, args.iterations)
     modes = ["eager", "tf.function"] + ([] if args.skip_xla else ["jit_compile"])
     rows = []
@@ -298,6 +349,8 @@ def main(argv=None) -> None:
     def iterations_for(mode):
         return xla_iterations if "jit_compile" in mode else iterations
 
+    ceiling = matmul_ceiling()
+    flops = forward_flops(generator)
     for batch in args.csgm_batches:
         for mode in modes:
             report(bench_csgm(generator, operator, batch, mode, iterations_for(mode), clock))
@@ -315,6 +368,12 @@ def main(argv=None) -> None:
     if not args.skip_stacked:
         report(bench_stacked_iagan(generator, operator, 8, max(3, iterations // 2)))
 
+    for result in rows:
+        if result["method"] in PASSES:
+            work = PASSES[result["method"]] * flops * result["batch"]
+            result["GFLOP/s"] = work / (result["ms / iteration"] / 1000) / 1e9
+            result["% of matmul"] = 100 * result["GFLOP/s"] / ceiling
+
     def lookup(method, mode, batch):
         for r in rows:
             if (r["method"], r["mode"], r["batch"]) == (method, mode, batch):
@@ -322,11 +381,13 @@ def main(argv=None) -> None:
         return None
 
     print(f"Prior: DCGAN {resolution}x{resolution}x{channels} ({parameters / 1e6:.2f} M parameters), identity "
-          f"operator, CSGM with 1 restart; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, load average "
+          f"operator, CSGM with 1 restart; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, TF_ENABLE_ONEDNN_OPTS="
+          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; float32 matmul ceiling {ceiling:.0f} GFLOP/s (2048^2, "
+          f"same run); {flops / 1e6:.0f} MFLOP per image forward; load average "
           f"{os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - started:.0f} s in all.\n")
     print(markdown_table(rows, floatfmt={"ms / iteration": ".1f", "image-it / s": ".1f",
                                          "images / s (paper budget)": ".3g", "first step s": ".2f",
-                                         "peak RSS GB": ".2f"}))
+                                         "peak RSS GB": ".2f", "GFLOP/s": ".1f", "% of matmul": ".0f"}))
     goals = []
     eager, compiled = lookup("CSGM", "eager", 64), lookup("CSGM", "tf.function", 64)
     if eager and compiled:
@@ -341,6 +402,9 @@ def main(argv=None) -> None:
                      "batched copies")
     if goals:
         print("\n" + "\n".join(goals))
+    if not args.skip_adam:
+        print("\nAdam update of one image's weights (the prior above), median of 20:\n")
+        print(markdown_table(bench_adam(generator), floatfmt={"parameters (M)": ".2f", "ms": ".2f"}))
     if args.end_to_end_budgets:
         # Clock off: these rows time whole calls.
         csgm_module.progress_bar = iagan_module.progress_bar = _quiet_progress

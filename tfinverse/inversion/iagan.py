@@ -19,12 +19,16 @@ when the estimated memory of ``N`` images exceeds ``max_batched_bytes``, the ima
 chunks (of one image with ``batched=False``) that reuse one solver, reset between chunks;
 ``batched="auto"`` (the default) runs one image at a time below
 :data:`AUTO_BATCHED_MIN_ITERATIONS` iterations, where the batched step's larger set-up
-cost was not repaid, unless a kept solver removes that cost. All modes do the same arithmetic per image. The solver of a call is
-kept for the next call with the same generator, operator and settings (``reuse_solver``).
-Measured on 2 CPU cores with the shipped 28 x 28 prior, 8 images, 4x super-resolution
-(``benchmarks/bench_inversion.py``): a batched step costs 1.4x less than 8 single-image
-steps, and a whole call at 300 iterations ran 1.1-1.2x faster than sequential runs (0.77x
-before the shared trace, whose one-off cost was 5 s); a reused solver saves the set-up.
+cost was not repaid, unless a kept solver removes that cost. All modes do the same
+arithmetic per image. The solver of a call is kept for the next call with the same
+generator, operator and settings (``reuse_solver``).
+Measured on 2 CPU cores (AVX2) with the shipped 28 x 28 prior, 8 images, 4x super-resolution
+(``benchmarks/bench_inversion.py``): whole calls ran 1.05-1.2x faster batched than one image
+at a time at 150 and 300 iterations, and slower below about 100 (0.66x at 20); a reused
+solver made them 1.3-1.9x faster than sequential runs at every budget. Tracing a graph of
+all N copies instead cost 4-5 s of set-up at 8 images (generator copies and trace), and a
+call at 300 iterations 10-13 s against 5.5-6.5 s. On the 5 M-parameter 64 x 64 DCGAN a
+step is memory-bound and batching gains little (1.04x per step).
 Stacking the per-image weights along a leading axis and vectorising with
 ``tf.vectorized_map`` was measured too: TensorFlow's vectorizer has no convolution with
 per-example filters, falls back to a loop and was several times slower on CPU.
@@ -95,7 +99,7 @@ IAGAN_TASKS: Dict[str, str] = {
 #: With ``batched="auto"``, :func:`iagan` batches several images from this many iterations on,
 #: or at any budget when the previous call's batched solver can be reused (below it, one image
 #: at a time was as fast or faster on 2 CPU cores; see ``benchmarks/bench_inversion.py``).
-AUTO_BATCHED_MIN_ITERATIONS = 200
+AUTO_BATCHED_MIN_ITERATIONS = 120
 
 #: Default memory budget of one batched IAGAN chunk (see :func:`estimate_batched_bytes`).
 DEFAULT_MAX_BATCHED_BYTES = 4 * 1024**3
