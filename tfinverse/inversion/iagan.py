@@ -240,8 +240,10 @@ class _ImageState:
 def _shared_trace_available() -> bool:
     # Calling one traced function with another image's variables needs the concrete
     # function's flat call with explicit captures (TensorFlow 2.x, not a public API).
-    from tensorflow.python.eager.polymorphic_function import concrete_function
-
+    try:
+        from tensorflow.python.eager.polymorphic_function import concrete_function
+    except ImportError:
+        return False
     return hasattr(concrete_function.ConcreteFunction, "_call_flat")
 
 
