@@ -39,6 +39,9 @@ SHIPPED_IGAN_ESTIMATORS: Dict[str, str] = {
     "derain": "unpaired igan (vanilla GAN, dual mapping), 2500 generator steps on synthetic rain streaks over "
     "natural-image patches; held-out dataset PSNR 23.76 dB against 22.61 dB for the rainy input (SSIM 0.683 "
     "against 0.744)",
+    "unmixing_mnist_cifar": "unpaired igan (vanilla GAN, dual mapping), 1500 generator steps on MNIST-5000 digits "
+    "added to natural-image patches (the offline stand-in for CIFAR-10); held-out dataset PSNR 22.61 dB / SSIM "
+    "0.681 for the photo against 9.88 dB / 0.554 for the mixture",
 }
 
 

@@ -261,8 +261,8 @@ class _ChunkSolver:
     inputs are swapped): tracing costs the same for 8 images as for one, and the calls are
     independent, so TensorFlow runs them concurrently. Only the first image needs a real
     generator copy; the others hold plain variables of the same shapes. The per-image
-    function is kept out of line (``_noinline``): inlining 8 copies made the first step's
-    graph optimisation several times longer. Eager runs, and TensorFlow builds without the
+    function is kept out of line (``_noinline``): inlining 8 copies made the first step
+    about twice as long (graph optimisation of every copy). Eager runs, and TensorFlow builds without the
     flat call, give each image a generator copy and run one step per image (traced together
     unless eager).
     """
@@ -289,7 +289,7 @@ class _ChunkSolver:
             self.states.append(_ImageState(weights, generator.latent_dim, generator.output_shape, operator,
                                            keep_best_weights))
         if run_eagerly:
-            self.step = self._eager_step
+            self.step = self._all_steps
         elif self.shared_trace:
             self.step = self._shared_step(jit_compile)
         else:
@@ -352,9 +352,6 @@ class _ChunkSolver:
 
     def _all_steps(self):
         return tf.concat([self._image_step(s, g) for s, g in zip(self.states, self.generators)], axis=0)
-
-    def _eager_step(self):
-        return self._all_steps()
 
     def _shared_step(self, jit_compile: bool):
         warn_if_xla_on_cpu(jit_compile)
