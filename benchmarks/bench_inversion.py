@@ -272,7 +272,7 @@ def bench_end_to_end(budgets, images: int, repeats: int):
     included, a new solver each time), then a second batched call that reuses the first's solver.
     """
     from tfinverse.pretrained import load_prior
-    from tfinverse.inversion.iagan import AUTO_BATCHED_MIN_ITERATIONS, clear_solver_cache
+    from tfinverse.inversion.iagan import choose_mode, clear_solver_cache
 
     generator = load_prior("dcgan_mnist28")
     operator = ops.get("super_resolution", image_shape=generator.output_shape, factor=4)
@@ -296,7 +296,7 @@ def bench_end_to_end(budgets, images: int, repeats: int):
         iagan(generator, operator, y, z_init=z, iterations=budget, batched=True)
         seconds["reused"] = time.perf_counter() - start
         clear_solver_cache()
-        auto = "batched" if images > 1 and budget >= AUTO_BATCHED_MIN_ITERATIONS else "sequential"
+        auto = choose_mode("auto", images, budget)
         table.append({
             "iterations": budget,
             "sequential s": seconds["sequential"],

@@ -191,12 +191,17 @@ class AdamSlots:
                 adam_update(variable, gradient, m, v, step, learning_rate)
 
 
-def compile_step(function: Callable, run_eagerly: bool, jit_compile: bool) -> Callable:
-    """``function`` as a ``tf.function`` (XLA with ``jit_compile``), or as it is when ``run_eagerly``."""
+def compile_step(function: Callable, run_eagerly: bool, jit_compile: bool, noinline: bool = False) -> Callable:
+    """``function`` as a ``tf.function`` (XLA with ``jit_compile``), or as it is when ``run_eagerly``.
+
+    ``noinline`` keeps calls of the compiled function out of line in the graphs that call it
+    (ignored under XLA, which clusters the function itself).
+    """
     if run_eagerly:
         return function
     warn_if_xla_on_cpu(jit_compile)
-    return tf.function(function, jit_compile=bool(jit_compile), autograph=False)
+    attributes = {"_noinline": True} if noinline and not jit_compile else None
+    return tf.function(function, jit_compile=bool(jit_compile), autograph=False, experimental_attributes=attributes)
 
 
 def _initial_latents(generator, z_init, batch: int, restarts: int, seed) -> np.ndarray:

@@ -62,13 +62,13 @@ from tfinverse.inversion.csgm import (
     measurement_fit,
 )
 from tfinverse.utils.cli import progress as progress_bar
-from tfinverse.utils.precision import warn_if_xla_on_cpu
 
 __all__ = [
     "IAGAN_PRESETS",
     "IAGAN_TASKS",
     "DEFAULT_MAX_BATCHED_BYTES",
     "AUTO_BATCHED_MIN_ITERATIONS",
+    "choose_mode",
     "iagan_preset",
     "estimate_batched_bytes",
     "iagan",
@@ -160,8 +160,9 @@ def estimate_batched_bytes(generator, images: int) -> int:
     return int(images) * (_WEIGHT_COPIES_PER_IMAGE * weight_bytes + _ACTIVATION_IMAGES * image_bytes)
 
 
-def _choose_mode(batched, images: int, iterations: int) -> str:
-    """``"batched"`` or ``"sequential"`` from the ``batched`` argument of :func:`iagan`."""
+def choose_mode(batched, images: int, iterations: int) -> str:
+    """``"batched"`` or ``"sequential"`` from the ``batched`` argument of :func:`iagan`
+    (without a kept solver, which makes ``"auto"`` batch at any budget)."""
     if isinstance(batched, str):
         if batched != "auto":
             raise ValueError(f"batched must be True, False or 'auto', got {batched!r}")
@@ -262,9 +263,9 @@ class _ChunkSolver:
     independent, so TensorFlow runs them concurrently. Only the first image needs a real
     generator copy; the others hold plain variables of the same shapes. The per-image
     function is kept out of line (``_noinline``): inlining 8 copies made the first step
-    about twice as long (graph optimisation of every copy). Eager runs, and TensorFlow builds without the
-    flat call, give each image a generator copy and run one step per image (traced together
-    unless eager).
+    about twice as long (graph optimisation of every copy). Eager runs, and TensorFlow
+    builds without the flat call, give each image a generator copy and run one step per
+    image (traced together unless eager).
     """
 
     def __init__(self, generator, operator, batch: int, size: int, lr_z: float, lr_theta: float,
@@ -354,12 +355,9 @@ class _ChunkSolver:
         return tf.concat([self._image_step(s, g) for s, g in zip(self.states, self.generators)], axis=0)
 
     def _shared_step(self, jit_compile: bool):
-        warn_if_xla_on_cpu(jit_compile)
         first = self.states[0]
-        image_step = tf.function(
-            lambda: self._image_step(first, self.generators[0]), autograph=False, jit_compile=bool(jit_compile),
-            # XLA clusters the function itself; out-of-line calls only matter without it.
-            experimental_attributes=None if jit_compile else {"_noinline": True},
+        image_step = compile_step(
+            lambda: self._image_step(first, self.generators[0]), False, jit_compile, noinline=True
         ).get_concrete_function()
         captured = image_step.captured_inputs
         position = {id(v.handle): k for k, v in enumerate(first.variables())}
@@ -510,7 +508,7 @@ def iagan(
         return (id(operator), batch, size, float(lr_z), float(lr_theta), bool(run_eagerly), bool(jit_compile),
                 bool(return_generators))
 
-    mode = _choose_mode(batched, batch, iterations)
+    mode = choose_mode(batched, batch, iterations)
     if batched == "auto" and batch > 1 and reuse_solver and _SOLVER_CACHE.take(generator, solver_key(batched_chunk)):
         mode = "batched"  # the set-up is paid already: batching wins at any budget
     chunk = batched_chunk if mode == "batched" else 1
