@@ -11,7 +11,10 @@ once (``--seed``). Methods (``--methods``, default every one that has a model):
 * ``acsg``: Adam on z matching discriminator features of re-measured G(z) (100 iterations,
   lr 0.1, the iteration-90 image), with the ``--ambient`` run's decoder and discriminator;
 * ``non-learned``: a 5x5 Gaussian blur (drop models; a channel without a hole is kept) or a
-  3x3x3 median (add_noise) of the lossy image.
+  median (add_noise) of the lossy image: the original's 3x3x3 window (``scipy.signal.medfilt``
+  over height, width and channels) on colour images; on 1-channel images (MNIST) that window
+  is two-thirds zero padding and returns about 0 everywhere, so ``--median-window auto`` (the
+  default) uses a 3x3 window there; ``3x3x3`` forces the original's.
 
 The learned methods return the decoded posterior MEAN by default (deterministic); ``--output
 sample`` decodes one posterior sample, the original's test output. Batch norm uses the
@@ -38,6 +41,7 @@ Flags:
 | `--num-images`      | `64`                      | test images (the original's 64 make the 8x8 grid)                                                                                                                                                                                                                                                      |
 | `--output`          | `mean`                    | decoded posterior mean (deterministic) or one posterior sample (the original's) (one of: mean, sample)                                                                                                                                                                                                 |
 | `--batch-norm`      | `batch`                   | normalise by the test batch's statistics (the original's) or the stored population statistics (one of: batch, population)                                                                                                                                                                              |
+| `--median-window`   | `auto`                    | non-learned median for add_noise: 3x3x3 (the original's, mixes channels), 3x3, or auto (3x3x3 on colour, 3x3 on 1-channel images) (one of: 3x3x3, 3x3, auto)                                                                                                                                           |
 | `--acsg-iterations` | `100`                     | ACSG Adam steps                                                                                                                                                                                                                                                                                        |
 | `--acsg-lr`         | `0.1`                     | ACSG learning rate                                                                                                                                                                                                                                                                                     |
 | `--acsg-snapshot`   | `90`                      | ACSG returns the image after this (0-based) iteration's update                                                                                                                                                                                                                                         |
@@ -117,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="decoded posterior mean (deterministic) or one posterior sample (the original's)")
     parser.add_argument("--batch-norm", default="batch", choices=("batch", "population"),
                         help="normalise by the test batch's statistics (the original's) or the stored population statistics")
+    parser.add_argument("--median-window", default="auto", choices=tuple(settings.MEDIAN_WINDOWS),
+                        help="non-learned median for add_noise: 3x3x3 (the original's, mixes channels), 3x3, or auto "
+                             "(3x3x3 on colour, 3x3 on 1-channel images)")
     parser.add_argument("--acsg-iterations", type=int, default=settings.ACSG_ITERATIONS, help="ACSG Adam steps")
     parser.add_argument("--acsg-lr", type=float, default=settings.ACSG_LEARNING_RATE, help="ACSG learning rate")
     parser.add_argument("--acsg-snapshot", type=int, default=settings.ACSG_SNAPSHOT_ITERATION,
@@ -356,7 +363,8 @@ def run(args) -> dict:
         else:
             kind = settings.NON_LEARNED_FILTERS.get(measure.name.split(":")[0], "blur")
             tick = time.perf_counter()
-            result = non_learned_ambient(y, kind, mask=mask if kind == "blur" else None, zero_level=config.zero_level)
+            result = non_learned_ambient(y, kind, mask=mask if kind == "blur" else None, zero_level=config.zero_level,
+                                         median_size=settings.median_window(args.median_window, y.shape[-1]))
             seconds[method] = time.perf_counter() - tick
             estimates[method] = result.x_hat
 

@@ -12,9 +12,11 @@ Test images, by ``--noise``:
 
 Methods (``--methods``): ``noisy`` (the input itself), ``lir`` (the restorer of ``--model``:
 a train_lir.py run folder or its ``restorer`` export; full-size images padded to a multiple
-of 4 and cropped back, output clipped to [0, 1]), ``bm3d`` (given the Gaussian sigma; an
-optional extra: without the bm3d package it is skipped with a note, as for Poisson/CT noise
-whose sigma is not one number) and ``dip`` (Deep Image Prior, ``tfinverse.inversion.get("dip")``,
+of 4 and cropped back, output clipped to [0, 1]), ``bm3d`` (an optional extra: without the
+bm3d package it is skipped with a note; Gaussian noise: BM3D given the true sigma; Poisson:
+BM3D in the Anscombe domain, ``tfinverse.inversion.bm3d_poisson_denoise``, given the peak;
+CT, whose FBP noise has no known level: BM3D given each slice's noise level as
+scikit-image's ``estimate_sigma`` measures it, or ``--bm3d-sigma``) and ``dip`` (Deep Image Prior, ``tfinverse.inversion.get("dip")``,
 ``--dip-iterations`` Adam steps of a ``--dip-channels`` wide network per image).
 
 Scores, per image and averaged (``results.csv|json|md``, per image in ``per_image.*``):
@@ -47,6 +49,7 @@ Flags:
 | `--ct-size`        | `128`                | CT: slice side                                                                                                                                                                                                                                                         |
 | `--dip-iterations` | `500`                | DIP Adam steps per image (DIP's 2000 / 4 under noise, as IAGAN ran it)                                                                                                                                                                                                 |
 | `--dip-channels`   | `128`                | DIP network width (DIP's 128)                                                                                                                                                                                                                                          |
+| `--bm3d-sigma`     |                      | CT: BM3D's noise level on the [0, 1] slices (default: estimated per slice)                                                                                                                                                                                             |
 | `--grid-images`    | `2`                  | images in grid.png (0: none)                                                                                                                                                                                                                                           |
 | `--precision`      | `float32`            | numeric precision: float32, or 16-bit compute with float32 variables (mixed_bfloat16 is ~4x faster on CPUs with AMX-BF16; float16 is for GPUs, with loss scaling); applies to DIP's network; the LIR SavedModel computes as saved (one of: float32, bfloat16, float16) |
 | `--out`            | `results/deploy_lir` | output folder for images, tables and checkpoints                                                                                                                                                                                                                       |
@@ -97,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--dip-iterations", type=int, default=500,
                        help="DIP Adam steps per image (DIP's 2000 / 4 under noise, as IAGAN ran it)")
     group.add_argument("--dip-channels", type=int, default=128, help="DIP network width (DIP's 128)")
+    group.add_argument("--bm3d-sigma", type=float, default=None,
+                       help="CT: BM3D's noise level on the [0, 1] slices (default: estimated per slice)")
     group.add_argument("--grid-images", type=int, default=2, help="images in grid.png (0: none)")
     from tfinverse.utils.precision import add_precision_flag
 
@@ -148,6 +153,8 @@ def resolve(args, described: dict) -> None:
     for flag in ("dip_iterations", "dip_channels", "ct_count", "ct_size"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if args.bm3d_sigma is not None and not (args.noise == "ct" and args.bm3d_sigma > 0):
+        raise InputError(f"--bm3d-sigma is for --noise ct and must be positive, got {args.bm3d_sigma}")
     if args.noise == "gaussian" and not args.sigma > 0:
         raise InputError(f"--sigma must be positive, got {args.sigma}")
 
@@ -225,13 +232,28 @@ def scores(estimate, reference, ct: bool) -> dict:
 
 # ----------------------------------------------------------------------------- methods
 def _bm3d_note(args):
-    if args.noise != "gaussian":
-        return f"BM3D skipped: it needs one Gaussian sigma; --noise {args.noise} has none"
     try:
         import bm3d  # noqa: F401
     except ImportError:
         return "BM3D skipped: the bm3d package is not installed (pip install bm3d)"
     return None
+
+
+def bm3d_estimate(noisy, args):
+    """BM3D of one image under the test noise (see the module docstring), clipped to [0, 1]."""
+    from tfinverse import inversion
+
+    if args.noise == "poisson":
+        result = inversion.bm3d_poisson_denoise(noisy[None], settings.SKIMAGE_POISSON_PEAK, progress=False)
+    else:
+        if args.noise == "ct":
+            from skimage.restoration import estimate_sigma
+
+            sigma = args.bm3d_sigma or float(estimate_sigma(noisy[..., 0]))
+        else:
+            sigma = args.sigma / 255.0
+        result = inversion.bm3d_denoise(noisy[None], sigma, progress=False)
+    return np.clip(result.x_hat[0], 0, 1)
 
 
 def run_method(name, args, noisy_images, restorer):
@@ -247,8 +269,7 @@ def run_method(name, args, noisy_images, restorer):
         elif name == "lir":
             outputs.append(np.asarray(restorer(noisy[None]))[0])
         elif name == "bm3d":
-            result = inversion.bm3d_denoise(noisy[None], args.sigma / 255.0, progress=False)
-            outputs.append(np.clip(result.x_hat[0], 0, 1))
+            outputs.append(bm3d_estimate(noisy, args))
         elif name == "dip":
             method = inversion.get("dip", iterations=args.dip_iterations, channels=args.dip_channels,
                                    noisy_iteration_factor=1)

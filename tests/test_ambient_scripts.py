@@ -101,6 +101,26 @@ def test_deploy_tables_match_an_independent_computation_from_the_saved_arrays(ru
     assert report["speed"]["acsg_over_ambient"] > 0
 
 
+def test_non_learned_median_window_on_one_channel_images(deploy_script, tmp_path):
+    # The original's 3x3x3 window on a 1-channel image is two-thirds zero padding; "auto" takes 3x3 there.
+    from scipy.signal import medfilt
+
+    estimates = {}
+    for window in ("auto", "3x3x3"):
+        out = tmp_path / window
+        deploy_script.main(["--methods", "non-learned", "--measurement", "add_noise", "--num-images", "16",
+                            "--median-window", window, "--out", str(out), "--quiet"])
+        arrays = np.load(out / "estimates.npz")
+        estimates[window] = arrays["non_learned"]
+        size = (3, 3, 1) if window == "auto" else (3, 3, 3)
+        expected = np.stack([np.clip(medfilt(image.astype(np.float64), size), 0, 1) for image in arrays["y"]])
+        np.testing.assert_allclose(estimates[window], expected, atol=1e-6)
+    x = arrays["x"]
+    mse = {window: np.mean((estimate - x) ** 2) for window, estimate in estimates.items()}
+    assert mse["auto"] < 0.5 * mse["3x3x3"]
+    assert np.mean(estimates["3x3x3"]) < 0.1 * np.mean(x)  # about 0 everywhere
+
+
 def test_the_docstring_flag_tables_match_the_parsers(trainer_script, deploy_script):
     for module in (trainer_script, deploy_script):
         assert flag_table(module.build_parser()).strip() in module.__doc__

@@ -101,6 +101,28 @@ def test_batch_variance_is_the_mean_of_the_per_batch_biased_variances():
     assert np.all(expected < pooled)
 
 
+def test_repeated_calls_trace_once_stay_exact_and_do_not_keep_the_model_alive():
+    import gc
+
+    from tfinverse.training import batch_norm
+
+    model = one_bn_model()
+    bn, conv = model.get_layer("a_bn"), model.get_layer("a_conv")
+    for seed in (0, 1, 2):
+        batches = _batches(count=2, seed=seed)
+        recalibrate_batch_norm(model, batches)
+        layer_inputs = conv(np.concatenate(batches)).numpy().astype(np.float64)
+        np.testing.assert_allclose(bn.moving_mean.numpy(), layer_inputs.mean(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+    assert bn.momentum == MOMENTUM
+    assert batch_norm._TRAINING_FORWARD[model].experimental_get_tracing_count() == 1
+    import weakref
+
+    alive = weakref.ref(model)
+    del model, bn, conv
+    gc.collect()
+    assert alive() is None
+
+
 def test_nested_model_inference_matches_training_mode_on_the_concatenated_batch():
     model = nested_model()
     # a brief training so the weights are not the initial ones

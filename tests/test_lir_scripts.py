@@ -15,6 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tfinverse.models.lir import VGG_UNAVAILABLE_MESSAGE
 from tfinverse.utils.cli import flag_table, run_script
 
+from extras import HAVE_BM3D
 from summaries import summary_tags
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -79,6 +80,33 @@ def test_deploy_tables_match_scores_recomputed_from_the_arrays(trained, tmp_path
     if "note" in rows.get("bm3d", {}):
         assert "bm3d" in rows["bm3d"]["note"]
     assert report["noise"] == "gaussian" and (tmp_path / "d" / "grid.png").is_file()
+
+
+def test_deploy_bm3d_under_ct_noise_uses_each_slices_estimated_noise_level(tmp_path, capsys):
+    # FBP noise has no known level: BM3D gets scikit-image's estimate of each slice's.
+    deploy = load("deploy_lir")
+    deploy.main(["--noise", "ct", "--methods", "noisy", "bm3d", "--ct-count", "1", "--ct-size", "128",
+                 "--grid-images", "0", "--out", str(tmp_path / "d"), "--quiet"])
+    rows = {row["method"]: row for row in json.loads((tmp_path / "d" / "results.json").read_text())}
+    assert "--bm3d-sigma is for --noise ct" in _error(
+        deploy.main, ["--noise", "gaussian", "--bm3d-sigma", "0.1", "--methods", "noisy", "--out", str(tmp_path / "e")], capsys)
+    assert not (tmp_path / "e").exists()
+    if not HAVE_BM3D:
+        assert "pip install bm3d" in rows["bm3d"]["note"]
+        return
+    from skimage.restoration import estimate_sigma
+
+    from tfinverse.inversion import bm3d_denoise
+
+    arrays = np.load(tmp_path / "d" / "arrays.npz")
+    noisy, clean = arrays["noisy_0"], arrays["clean_0"]
+    expected = np.clip(bm3d_denoise(noisy[None], float(estimate_sigma(noisy[..., 0])), progress=False).x_hat[0], 0, 1)
+    np.testing.assert_allclose(arrays["bm3d_0"], expected, atol=1e-6)
+    # the original's CT convention: PSNR with data range 1 on [0, 1] slices
+    assert rows["bm3d"]["psnr_original"] == pytest.approx(
+        peak_signal_noise_ratio(clean[..., 0].astype(np.float64), expected[..., 0].astype(np.float64), data_range=1),
+        abs=1e-6)
+    assert rows["bm3d"]["psnr_original"] > rows["noisy"]["psnr_original"] + 2.0
 
 
 def _error(main, argv, capsys):

@@ -34,6 +34,7 @@ from tfinverse.inversion.base import InversionResult, check_measurement
 from tfinverse.inversion.baselines import (
     bicubic_upsampling,
     bm3d_denoise,
+    bm3d_poisson_denoise,
     non_learned_ambient,
     observation_baseline,
     zero_filled_ifft,
@@ -90,6 +91,7 @@ __all__ = [
     "bicubic_upsampling",
     "zero_filled_ifft",
     "bm3d_denoise",
+    "bm3d_poisson_denoise",
     "observation_baseline",
     "non_learned_ambient",
     "acsg",  # module

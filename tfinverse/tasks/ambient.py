@@ -75,6 +75,8 @@ __all__ = [
     "NON_LEARNED_BLUR_SIGMA",
     "NON_LEARNED_BLUR_SIZE",
     "NON_LEARNED_MEDIAN_SIZE",
+    "MEDIAN_WINDOWS",
+    "median_window",
     "NON_LEARNED_FILTERS",
     "TEST_IMAGES",
     "TEST_GRID",
@@ -399,6 +401,24 @@ ACSG_SNAPSHOT_ITERATION = 90
 NON_LEARNED_BLUR_SIGMA = 1.0
 NON_LEARNED_BLUR_SIZE = 5
 NON_LEARNED_MEDIAN_SIZE = (3, 3, 3)
+#: The median windows ``deploy_ambient_vae_gan.py --median-window`` offers; "auto" is the
+#: original's 3x3x3 on colour images and 3x3 on 1-channel ones, where the original's window
+#: holds 18 padding zeros of 27 values (its median is about 0; the original never ran there:
+#: its defaults crash on MNIST).
+MEDIAN_WINDOWS = {"3x3x3": (3, 3, 3), "3x3": (3, 3, 1), "auto": None}
+
+
+def median_window(name: str, channels: int) -> Tuple[int, int, int]:
+    """The ``(kh, kw, kc)`` median window of a :data:`MEDIAN_WINDOWS` name for images of ``channels``.
+
+    Raises:
+      ValueError: for an unknown name.
+    """
+    if name not in MEDIAN_WINDOWS:
+        raise ValueError(f"median window must be one of {sorted(MEDIAN_WINDOWS)}, got {name!r}")
+    if name == "auto":
+        return NON_LEARNED_MEDIAN_SIZE if int(channels) > 1 else MEDIAN_WINDOWS["3x3"]
+    return MEDIAN_WINDOWS[name]
 #: The non-learned filter of each paper measurement.
 NON_LEARNED_FILTERS = {"drop_independent": "blur", "drop_patch": "blur", "add_noise": "median"}
 #: The original's test: the first 64 images of the validation split, tiled 8x8; PSNR on the

@@ -38,6 +38,7 @@ recalibrated on its last call's inputs only.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, List, Optional
 
@@ -97,6 +98,22 @@ def _num_examples(inputs) -> int:
     return int(shape[0]) if shape.rank and shape[0] is not None else int(tf.shape(first)[0])
 
 
+# One compiled training-mode pass per model, kept across calls: a new tf.function per call
+# would retrace every time (and TensorFlow warns after five). It is always traced and run with
+# every layer's momentum at 0, so the momentum it captures is the one each call sets.
+_TRAINING_FORWARD = weakref.WeakKeyDictionary()
+
+
+def _training_forward(model):
+    forward = _TRAINING_FORWARD.get(model)
+    if forward is None:
+        # A weak reference, so that the cache does not keep the model alive.
+        owner = weakref.ref(model)
+        forward = tf.function(lambda inputs: owner()(inputs, training=True), reduce_retracing=True)
+        _TRAINING_FORWARD[model] = forward
+    return forward
+
+
 def recalibrate_batch_norm(
     model,
     batches: Iterable,
@@ -150,7 +167,7 @@ def recalibrate_batch_norm(
             layer.momentum = 0.0
             layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
             layer.moving_variance.assign(tf.ones_like(layer.moving_variance))
-        forward = tf.function(lambda inputs: model(inputs, training=True), reduce_retracing=True)
+        forward = _training_forward(model)
         iterator = iter(batches)
         if num_batches is not None:
             iterator = itertools.islice(iterator, int(num_batches))
