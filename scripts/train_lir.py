@@ -9,7 +9,7 @@ of the original (``tfinverse.training.lir``). Data, by ``--noise``:
 * ``gaussian`` (sigma ``--sigma``/255, clipped; 50 is the original's) or ``poisson``
   (scikit-image's ``random_noise('poisson')``, peak 256): the noise is drawn per step on
   the noisy set's images. Offline default: scikit-image's photographs, split by source
-  image (``tfinverse.data.unpaired``: 449 noisy-set and 1008 clean-set 64 px patches in
+  image (``tfinverse.data.unpaired``: 677 noisy-set and 616 clean-set 64 px patches in
   colour); or ``--noisy-dir`` / ``--clean-dir`` (two disjoint folders of clean images; the
   noisy folder's images get the noise).
 * ``ct``: low-dose CT. Offline default: simulated phantoms (``tfinverse.data.ct``: 64

@@ -58,6 +58,13 @@ def test_training_writes_checkpoints_best_export_and_its_record(runs):
     assert ambient["best"]["criterion"] == "measurement" and ambient["best"]["step"] in (2, 4)
     assert (root / "ambient" / "best").is_dir() and (root / "ambient" / "enhancer" / "saved_model.pb").is_file()
     assert "learning_rate/encoder" in ambient["final_scalars"]
+    # every evaluation of the best criterion is in TensorBoard at its own step, as in the run's record
+    from tfinverse.evaluation.curves import read_scalars
+
+    steps, values = read_scalars(root / "ambient" / "logs")["best/measurement_criterion"]
+    history = ambient["best"]["history"]
+    assert list(steps) == [record["step"] for record in history] == [2, 4]
+    np.testing.assert_allclose(values, [record["value"] for record in history], rtol=1e-6)
     # TensorBoard: one image per grid column (the final samples), not one mosaic
     _, image_tags = summary_tags(root / "ambient" / "logs")
     assert {"samples/clean", "samples/lossy", "samples/reconstruction", "samples/prior_sample"} <= image_tags

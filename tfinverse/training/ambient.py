@@ -521,6 +521,7 @@ class AmbientVAEGANTrainer(Trainer):
             self.best["manager"].save(checkpoint_number=step)
         record = {"step": step, "value": value, "saved": bool(saved)}
         self.best_history.append(record)
+        self._dated_scalars.append((step, {f"best/{self.best['criterion']}_criterion": value}))
         return record
 
     def prepare_step(self, step: int, images_seen: int) -> None:

@@ -259,6 +259,8 @@ def train(
                 summary.history.append((step, {**values, **scalars}))
                 summary.final_metrics = values
                 write_scalars({**{f"train/{name}": value for name, value in values.items()}, **scalars}, step)
+                for at_step, dated in trainer.dated_scalars():
+                    write_scalars(dated, at_step)
                 for tracker in trainer.metrics:
                     tracker.reset_state()
                 bar.set_postfix({name: f"{value:.3g}" for name, value in list(values.items())[:3]})
@@ -273,6 +275,8 @@ def train(
         trainer.active_plan = None
     # Before the final checkpoint, so that checkpoint and export hold the same state.
     summary.finish_report = trainer.finish_training(finish_batches) if step > 0 else None
+    for at_step, dated in trainer.dated_scalars():
+        write_scalars(dated, at_step)
     changed = summary.finish_report is not None
     if checkpoint is not None and step > 0 and ((last_saved != step and step > summary.start_step) or changed):
         path = checkpoint.save(step)  # rewrites ckpt-<step> after a finish that changed the state

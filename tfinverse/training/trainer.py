@@ -337,6 +337,7 @@ class Trainer(keras.Model):
         self.update_schedule = None
         self.active_plan: Optional[StepPlan] = None
         self.fixed_samples = None
+        self._dated_scalars: List[Tuple[int, Dict[str, float]]] = []
 
     # ----------------------------------------------------------------- set-up
     def attach_optimizers(self, optimizers: Mapping[str, Any], loss_scaling: Optional[bool] = None) -> None:
@@ -581,6 +582,20 @@ class Trainer(keras.Model):
             f"learning_rate/{self.optimizer_labels.get(name, name)}": float(str(np.float32(opt.learning_rate)))
             for name, opt in self.named_optimizers.items()
         }
+
+    def dated_scalars(self) -> List[Tuple[int, Dict[str, float]]]:
+        """Scalars measured at steps of their own (e.g. an evaluation), taken once each.
+
+        The training loop writes them to TensorBoard at their steps after every logging step
+        and after ``finish_training``. Subclasses append ``(step, {tag: value})`` to
+        ``self._dated_scalars``.
+
+        Returns:
+          The pending ``(step, {tag: value})`` pairs, oldest first; the queue is emptied.
+        """
+        pending = list(self._dated_scalars)
+        del self._dated_scalars[:]
+        return pending
 
     # ----------------------------------------------------------------- samples
     def fixed_sample_inputs(self, count: int, seed: int):
