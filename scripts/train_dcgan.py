@@ -32,7 +32,12 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Light imports only: --help and flag errors answer before TensorFlow loads.
-from tfinverse.tasks.lvr import DCGAN_BETA_1, DCGAN_GENERATOR_STEPS, DCGAN_LEARNING_RATE  # noqa: E402
+from tfinverse.tasks.lvr import (  # noqa: E402
+    DCGAN_BETA_1,
+    DCGAN_GENERATOR_STEPS,
+    DCGAN_LEARNING_RATE,
+    PATH_LENGTH_DECAY,
+)
 from tfinverse.training.flags import (  # noqa: E402
     TrainingDefaults,
     TrainingSetupError,
@@ -63,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--generator-steps", type=int, default=DCGAN_GENERATOR_STEPS, help="generator updates per discriminator update")
     model.add_argument("--beta1", type=float, default=DCGAN_BETA_1, help="Adam beta_1")
     model.add_argument("--beta2", type=float, default=0.999, help="Adam beta_2")
+    model.add_argument("--path-length-weight", type=float, default=0.0,
+                       help="weight of StyleGAN2's path-length regulariser on every generator update, which "
+                            "pushes dG/dz toward equal singular values (latents recoverable from images); "
+                            "0: off, as LVR trained (not in the original)")
+    model.add_argument("--path-length-decay", type=float, default=PATH_LENGTH_DECAY,
+                       help="decay of the regulariser's running mean of ||J^T y||")
     return parser
 
 
@@ -80,6 +91,10 @@ def validate(args) -> None:
     for flag in ("latent_dim", "base_filters", "generator_steps", "epochs"):
         if getattr(args, flag) < 1:
             raise TrainingSetupError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if not args.path_length_weight >= 0:
+        raise TrainingSetupError(f"--path-length-weight must be >= 0, got {args.path_length_weight}")
+    if not 0 < args.path_length_decay <= 1:
+        raise TrainingSetupError(f"--path-length-decay must be in (0, 1], got {args.path_length_decay}")
 
 
 def build_trainer(args):
@@ -95,7 +110,14 @@ def build_trainer(args):
         seed=args.seed,
     )
     discriminator = build_dcgan_discriminator(args.image_size, args.channels, args.base_filters, seed=args.seed + 1)
-    trainer = DCGANTrainer(generator, discriminator, seed=args.seed, generator_steps=args.generator_steps)
+    trainer = DCGANTrainer(
+        generator,
+        discriminator,
+        seed=args.seed,
+        generator_steps=args.generator_steps,
+        path_length_weight=args.path_length_weight,
+        path_length_decay=args.path_length_decay,
+    )
     trainer.compile(*dcgan_optimizers(args.lr, args.beta1, args.beta2))
     return trainer
 

@@ -478,6 +478,44 @@ def test_latent_conditioning_of_a_linear_generator_is_the_spectrum_of_its_matrix
     np.testing.assert_allclose(result["small_singular_fraction"], np.mean(expected < 0.5 * expected[0]))
 
 
+def _jacobian_condition_numbers(generator, z):
+    """cond(dG/dz) per latent from central differences and numpy's SVD (no autodiff)."""
+    step = 1e-2
+    columns = []
+    for k in range(z.shape[1]):
+        offset = np.zeros_like(z)
+        offset[:, k] = step
+        plus = np.asarray(generator(z + offset), np.float64).reshape(len(z), -1)
+        minus = np.asarray(generator(z - offset), np.float64).reshape(len(z), -1)
+        columns.append((plus - minus) / (2 * step))
+    jacobians = np.stack(columns, axis=-1)  # [N, pixels, d]
+    singular = np.linalg.svd(jacobians, compute_uv=False)
+    return singular[:, 0] / singular[:, -1]
+
+
+@pytest.mark.parametrize("name", ["dcgan_mnist28", "dcgan_mnist28_path_length"])
+def test_shipped_priors_load_with_their_layout(name):
+    from tfinverse.pretrained import _LAYOUTS, SHIPPED_PRIORS, load_prior
+
+    assert name in SHIPPED_PRIORS
+    generator = load_prior(name)
+    layout = _LAYOUTS[name]
+    assert generator.output_shape == (layout["resolution"], layout["resolution"], layout["channels"])
+    assert generator.latent_dim == layout["latent_dim"]
+    images = np.asarray(generator(generator.sample_latent(8, seed=1)))
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0.1
+
+
+def test_path_length_prior_is_better_conditioned_than_the_default_prior():
+    from tfinverse.pretrained import load_prior
+
+    z = np.random.default_rng(3).uniform(-1, 1, (4, 100)).astype(np.float32)
+    default = _jacobian_condition_numbers(load_prior("dcgan_mnist28"), z)
+    regularised = _jacobian_condition_numbers(load_prior("dcgan_mnist28_path_length"), z)
+    # Measured on 32 latents: median 730 against 179 (REPRODUCTION.md, LVR section).
+    assert np.median(regularised) < 0.5 * np.median(default)
+
+
 def test_untrained_prior_has_the_shipped_layout_and_calibrated_batch_norm():
     import keras
 

@@ -140,6 +140,8 @@ def test_script_refuses_a_folder_holding_another_runs_checkpoint(scripts, tmp_pa
         ("dcgan", ["--image-size", "15"], "must be even"),
         ("dcgan", ["--channels", "2"], "invalid choice"),
         ("dcgan", ["--dataset", "no_such_set"], "unknown dataset"),
+        ("dcgan", ["--path-length-weight", "-1"], "--path-length-weight must be >= 0"),
+        ("dcgan", ["--path-length-decay", "0"], "--path-length-decay must be in \\(0, 1\\]"),
         ("began", ["--batch-size", "0"], "--batch-size must be >= 1"),
     ],
 )

@@ -41,6 +41,8 @@ from tfinverse.training import (
     write_run_config,
 )
 
+from tfinverse.training.trainer import SEED_PURPOSES
+
 BATCH = 8
 
 
@@ -56,10 +58,10 @@ def _changed(before, variables):
     return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
 
 
-def _dcgan(seed=0):
+def _dcgan(seed=0, **options):
     generator = DCGANGenerator(resolution=16, channels=1, latent_dim=16, base_filters=8, seed=seed)
     discriminator = build_dcgan_discriminator(16, 1, base_filters=8, seed=seed + 1)
-    trainer = DCGANTrainer(generator, discriminator, seed=seed)
+    trainer = DCGANTrainer(generator, discriminator, seed=seed, **options)
     trainer.compile(*dcgan_optimizers())
     return trainer
 
@@ -103,6 +105,46 @@ def test_dcgan_step_updates_both_networks_with_the_cross_entropy_losses():
     assert int(trainer.step.numpy()) == 1
     assert int(trainer.d_optimizer.iterations.numpy()) == 1
     assert int(trainer.g_optimizer.iterations.numpy()) == 2
+
+
+def test_dcgan_path_length_is_the_norm_of_the_explicit_jacobian_transpose_times_image_noise():
+    weight, decay = 2.0, 0.25
+    trainer = _dcgan(path_length_weight=weight, path_length_decay=decay, generator_steps=1)
+    real = _real_batch(16)
+    # The step's latents and image-space noise, drawn from the trainer's stateless streams.
+    latents = trainer.draw_latents("discriminator_latents", BATCH, step=0)
+    noise_seed = step_seed(trainer.seed, 0, SEED_PURPOSES["path_length_noise"])
+    noise = tf.random.stateless_normal([BATCH, 16, 16, 1], noise_seed, alg="philox").numpy()
+    # Independent reference: the explicit Jacobian of the whole batch (batch norm couples the
+    # samples) contracted with the noise, J^T y / sqrt(P), P = 256 pixels.
+    with tf.GradientTape() as tape:
+        tape.watch(latents)
+        flat = tf.reshape(trainer.generator.native(latents, training=True), [-1])
+    jacobian = tape.jacobian(flat, latents).numpy().astype(np.float64)  # [B * P, B, d]
+    lengths = np.linalg.norm(np.einsum("k,kbd->bd", noise.reshape(-1), jacobian) / 16.0, axis=1)
+    running_mean = decay * lengths.mean()  # from 0, one update
+
+    g_before = _snapshot(trainer.generator.trainable_variables)
+    logs = {name: float(value) for name, value in trainer.train_step(tf.constant(real)).items()}
+
+    assert logs["path_length"] == pytest.approx(lengths.mean(), rel=1e-4)
+    assert logs["path_length_penalty"] == pytest.approx(np.mean((lengths - running_mean) ** 2), rel=1e-4)
+    assert float(trainer.path_length_mean.numpy()) == pytest.approx(running_mean, rel=1e-4)
+    assert "path_length_mean" in trainer.checkpoint_items()
+    # The penalty's gradient reaches the weights: the same step without it moves them elsewhere.
+    plain = _dcgan(generator_steps=1)
+    plain.train_step(tf.constant(real))
+    moved_with = [b - v.numpy() for b, v in zip(g_before, trainer.generator.trainable_variables)]
+    moved_without = [b - v.numpy() for b, v in zip(g_before, plain.generator.trainable_variables)]
+    assert any(not np.allclose(a, b, rtol=0, atol=1e-9) for a, b in zip(moved_with, moved_without))
+    assert "path_length" not in plain.metric_names and "path_length_mean" not in plain.checkpoint_items()
+
+
+def test_dcgan_refuses_a_bad_path_length_setting():
+    with pytest.raises(ValueError, match="path_length_weight"):
+        _dcgan(path_length_weight=-1.0)
+    with pytest.raises(ValueError, match="path_length_decay"):
+        _dcgan(path_length_weight=1.0, path_length_decay=0.0)
 
 
 def test_began_step_moves_k_by_the_proportional_control_law():

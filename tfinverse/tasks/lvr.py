@@ -12,6 +12,7 @@ __all__ = [
     "DCGAN_LEARNING_RATE",
     "DCGAN_BETA_1",
     "DCGAN_GENERATOR_STEPS",
+    "PATH_LENGTH_DECAY",
 ]
 
 #: The three constraint rules applied after every gradient step.
@@ -29,3 +30,5 @@ DCGAN_LEARNING_RATE = 2e-4
 DCGAN_BETA_1 = 0.5
 #: Generator updates per discriminator update (the original ran the generator twice).
 DCGAN_GENERATOR_STEPS = 2
+#: Running-mean decay of the path-length regulariser (StyleGAN2's; not part of LVR).
+PATH_LENGTH_DECAY = 0.01

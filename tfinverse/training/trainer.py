@@ -80,6 +80,7 @@ SEED_PURPOSES = {
     "discriminator_latents": 1,
     "generator_latents": 2,
     "interpolation": 3,
+    "path_length_noise": 4,
 }
 
 
