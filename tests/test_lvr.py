@@ -16,6 +16,7 @@ from tfinverse.models.generator import KerasGenerator
 from tfinverse.operators.identity import Identity
 from tfinverse.operators.inpainting import RandomPixelMask
 from tfinverse.operators.noise import GaussianNoise, NoiseModel
+from tfinverse.pretrained import SHIPPED_PRIORS
 
 IMAGE_SHAPE = (4, 4, 1)
 PIXELS = 16
@@ -493,11 +494,10 @@ def _jacobian_condition_numbers(generator, z):
     return singular[:, 0] / singular[:, -1]
 
 
-@pytest.mark.parametrize("name", ["dcgan_mnist28", "dcgan_mnist28_path_length"])
+@pytest.mark.parametrize("name", sorted(SHIPPED_PRIORS))
 def test_shipped_priors_load_with_their_layout(name):
-    from tfinverse.pretrained import _LAYOUTS, SHIPPED_PRIORS, load_prior
+    from tfinverse.pretrained import _LAYOUTS, load_prior
 
-    assert name in SHIPPED_PRIORS
     generator = load_prior(name)
     layout = _LAYOUTS[name]
     assert generator.output_shape == (layout["resolution"], layout["resolution"], layout["channels"])
