@@ -1,5 +1,6 @@
 """LIR's trainer: the declared iteration, the content-D update, coupled weight decay, one loss
-term against NumPy, exact resume, and the restorer export (tiny networks, 64 px, CPU)."""
+term against NumPy, and the restorer export (tiny networks, 64 px, CPU). Exact resume is
+checked for every trainer in test_trainer_contract.py."""
 
 import os
 
@@ -14,7 +15,6 @@ from tfinverse import hub
 from tfinverse.models.lir import build_lir_networks, scale_outputs
 from tfinverse.operators.noise import get_noise
 from tfinverse.tasks import lir as settings
-from tfinverse.training import EpochBatchStream, TrainingCheckpoint, train
 from tfinverse.training.lir import CoupledAdam, LIRTrainer, export_restorer, lir_optimizers, pad_to_multiple
 
 BATCH = 2
@@ -147,24 +147,6 @@ def test_noise_is_drawn_per_step_and_reused_within_it():
     other, _ = trainer.domains(batch(), {})
     assert not np.allclose(x_a.numpy(), other.numpy())
     assert 0.0 <= float(tf.reduce_min(x_a)) and float(tf.reduce_max(x_a)) <= 1.0  # clipped
-
-
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path):
-    straight = tiny()
-    train(straight, EpochBatchStream(factory), 3, global_batch_size=BATCH, run_eagerly=True)
-    first = tiny()
-    stream = EpochBatchStream(factory)
-    checkpoint = TrainingCheckpoint(tmp_path, {**first.checkpoint_items(), **stream.checkpoint_items()})
-    train(first, stream, 2, global_batch_size=BATCH, run_eagerly=True, checkpoint=checkpoint)
-    resumed = tiny(seed=4)
-    stream = EpochBatchStream(factory)
-    checkpoint = TrainingCheckpoint(tmp_path, {**resumed.checkpoint_items(), **stream.checkpoint_items()})
-    checkpoint.restore_latest()
-    stream.reset_iterator()
-    train(resumed, stream, 3, global_batch_size=BATCH, run_eagerly=True, checkpoint=checkpoint)
-    for a, b in zip(straight.weights, resumed.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
-    assert int(resumed.step.numpy()) == 3
 
 
 def test_export_pads_crops_clips_and_loads_through_hub(tmp_path):

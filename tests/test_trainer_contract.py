@@ -201,22 +201,24 @@ def _checkpointed_objects(trainer):
 
 @pytest.mark.parametrize("name", TRAINERS)
 def test_resumed_run_equals_an_uninterrupted_one(name, tmp_path):
+    # LIR's eager 64 px steps are the slowest: 2 + 2 steps still cross an epoch (3 batches)
+    half = 2 if name == "lir" else 3
     straight = build(name)
-    run(straight, name, 6)
+    run(straight, name, 2 * half)
 
     first = build(name)
     stream = EpochBatchStream(dataset_factory(name))
     checkpoint = TrainingCheckpoint(tmp_path, {**first.checkpoint_items(), **stream.checkpoint_items()})
-    run(first, name, 3, stream, checkpoint)
+    run(first, name, half, stream, checkpoint)
 
     resumed = build(name, seed=9)
     stream = EpochBatchStream(dataset_factory(name))
     checkpoint = TrainingCheckpoint(tmp_path, {**resumed.checkpoint_items(), **stream.checkpoint_items()})
-    assert checkpoint.restore_latest().endswith("ckpt-3")
+    assert checkpoint.restore_latest().endswith(f"ckpt-{half}")
     resumed.after_restore()
     stream.reset_iterator()
-    summary, _ = run(resumed, name, 6, stream, checkpoint)
-    assert (summary.start_step, summary.final_step) == (3, 6)
+    summary, _ = run(resumed, name, 2 * half, stream, checkpoint)
+    assert (summary.start_step, summary.final_step) == (half, 2 * half)
     assert_same_state(straight, resumed)
     if name == "igan":
         assert resumed.schedule_state() == straight.schedule_state() == {
