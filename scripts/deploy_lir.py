@@ -75,6 +75,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 
 import numpy as np  # noqa: E402
 
+from tfinverse.evaluation.lir import DEFAULT_CT_TEST_COUNT  # noqa: E402
 from tfinverse.tasks import lir as settings  # noqa: E402
 from tfinverse.utils.cli import add_common_flags, docstring_parser, parse_common_args  # noqa: E402
 
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--images", default=None,
                        help="folder of clean held-out images (default: scikit-image's chelsea and coffee)")
     group.add_argument("--num-images", type=int, default=None, help="score only the first N test images")
-    group.add_argument("--ct-count", type=int, default=8, help="CT: held-out phantoms")
+    group.add_argument("--ct-count", type=int, default=DEFAULT_CT_TEST_COUNT, help="CT: held-out phantoms")
     group.add_argument("--ct-size", type=int, default=settings.CT_IMAGE_SIZE, help="CT: slice side")
     group.add_argument("--dip-iterations", type=int, default=500,
                        help="DIP Adam steps per image (DIP's 2000 / 4 under noise, as IAGAN ran it)")
@@ -169,68 +170,12 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- data
 def test_images(args):
     """``(names, clean, noisy)``: lists of float32 ``[H, W, C]`` images in [0, 1]."""
-    from tfinverse.operators.noise import get_noise
+    from tfinverse.evaluation.lir import held_out_pairs
 
-    if args.noise == "ct":
-        from tfinverse.data.ct import ct_phantoms
-
-        clean = ct_phantoms("test_clean", count=args.ct_count, image_size=args.ct_size)
-        noisy = ct_phantoms("test_noisy", count=args.ct_count, image_size=args.ct_size)
-        names = [f"phantom{i}" for i in range(len(clean))]
-        pairs = list(zip(names, clean, noisy))
-    else:
-        if args.images:
-            from tfinverse.data.folders import list_images, read_image
-            from tfinverse.errors import MissingPathError
-
-            root = Path(args.images).expanduser()
-            if not root.is_dir():
-                raise MissingPathError(f"--images {args.images} does not exist")
-            files = list_images(str(root))
-            names = [Path(f).stem for f in files]
-            clean = [np.asarray(read_image(str(root / f)), np.float32) for f in files]
-            clean = [np.repeat(c, 3, -1) if c.shape[-1] == 1 else c[..., :3] for c in clean]
-        else:
-            from tfinverse.data.unpaired import lir_test_photos, photo_names
-
-            names, clean = list(photo_names("test")), lir_test_photos()
-        model = get_noise(**settings.noise_spec(args.noise, args.sigma))
-        pairs = []
-        for index, (name, image) in enumerate(zip(names, clean)):
-            noisy = np.asarray(model(image[None], seed=[args.seed, index]))[0]
-            # stored as 8-bit files, as the original's noisy test images
-            pairs.append((name, image, np.round(np.clip(noisy, 0, 1) * 255.0).astype(np.float32) / 255.0))
-    if args.num_images is not None:
-        pairs = pairs[: args.num_images]
-    return [p[0] for p in pairs], [np.asarray(p[1], np.float32) for p in pairs], [np.asarray(p[2], np.float32) for p in pairs]
+    return held_out_pairs(args.noise, args.sigma, seed=args.seed, images=args.images, num_images=args.num_images,
+                          ct_count=args.ct_count, ct_size=args.ct_size)
 
 
-# ----------------------------------------------------------------------------- metrics
-def scores(estimate, reference, ct: bool) -> dict:
-    """PSNR/SSIM in the original's convention and on floats (see the module docstring)."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    estimate = np.clip(np.asarray(estimate, np.float64), 0, 1)
-    reference = np.asarray(reference, np.float64)
-    axis = -1 if reference.shape[-1] == 3 else None
-    if reference.shape[-1] == 1:
-        estimate, reference = estimate[..., 0], reference[..., 0]
-    if ct:
-        original = {"psnr_original": peak_signal_noise_ratio(reference, estimate, data_range=settings.CT_PSNR_DATA_RANGE),
-                    "ssim_original": structural_similarity(reference, estimate, data_range=settings.CT_SSIM_DATA_RANGE,
-                                                           win_size=settings.PHOTO_SSIM_WINDOW, channel_axis=axis)}
-    else:
-        e8, r8 = (np.round(a * 255.0).astype(np.uint8) for a in (estimate, reference))
-        original = {"psnr_original": peak_signal_noise_ratio(r8, e8, data_range=settings.PHOTO_PSNR_DATA_RANGE),
-                    "ssim_original": structural_similarity(r8, e8, data_range=settings.PHOTO_PSNR_DATA_RANGE,
-                                                           win_size=settings.PHOTO_SSIM_WINDOW, channel_axis=axis)}
-    return {**original,
-            "psnr_float": peak_signal_noise_ratio(reference, estimate, data_range=1.0),
-            "ssim_float": structural_similarity(reference, estimate, data_range=1.0,
-                                                win_size=settings.PHOTO_SSIM_WINDOW, channel_axis=axis)}
-
-
-# ----------------------------------------------------------------------------- methods
 def _bm3d_note(args):
     try:
         import bm3d  # noqa: F401
@@ -284,6 +229,7 @@ def main(argv=None) -> dict:
     from tfinverse.utils.precision import precision_policy
 
     with precision_policy(args.precision):
+        from tfinverse.evaluation.lir import restoration_scores
         from tfinverse.utils.cli import output_dir_or_exit
         from tfinverse.utils.results import atomic_write_bytes, atomic_write_text, npz_bytes, reported_figure, save_image_grid, write_table
 
@@ -306,7 +252,7 @@ def main(argv=None) -> dict:
             estimates[name], seconds[name] = run_method(name, args, noisy, restorer)
         per_image, rows = [], []
         for name, images in estimates.items():
-            values = [scores(estimate, reference, ct) for estimate, reference in zip(images, clean)]
+            values = [restoration_scores(estimate, reference, ct) for estimate, reference in zip(images, clean)]
             for image_name, value in zip(names, values):
                 per_image.append({"method": name, "image": image_name, **value})
             rows.append({"method": name, **{key: float(np.mean([v[key] for v in values])) for key in values[0]},

@@ -29,8 +29,11 @@ CPU in minutes. Writes into ``--out``::
     restorer/                 SavedModel noisy -> clean (any size: padded to a multiple of 4
                               inside and cropped back; output clipped to [0, 1]);
                               tfinverse.hub.load_restorer reads it, deploy_lir.py --model uses it
-    logs/                     TensorBoard: every loss, learning rates, the sample grid
-    run.json, samples.png     settings, data, timing, final losses, the update schedule
+    logs/                     TensorBoard: every loss, learning rates, the sample grid, and
+                              eval/psnr, eval/ssim on deploy_lir.py's held-out test images
+                              every --eval-every steps (the noisy input's at step 0)
+    run.json, samples.png     settings, data, timing, final losses, the update schedule,
+                              the held-out evaluations
 
 ``--resume`` continues the run in ``--out`` with its settings (the budget, logging, hardware
 and precision may change).
@@ -82,6 +85,7 @@ Flags:
 | `--vgg-weights`      |               | Keras VGG19 weights file (.h5) for the perceptual term; without it the term is off                                                                                                                                                                      |
 | `--ct-count`         | `64`          | offline CT: phantoms per training set                                                                                                                                                                                                                   |
 | `--ct-size`          | `128`         | offline CT: slice side in pixels                                                                                                                                                                                                                        |
+| `--eval-every`       | `500`         | score the restorer on deploy_lir.py's held-out test images every N steps and after the last (TensorBoard eval/psnr, eval/ssim; monitoring only, nothing is selected by it; 0: off; off with --noisy-dir, which has no clean test images)                |
 """
 
 from __future__ import annotations
@@ -146,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Keras VGG19 weights file (.h5) for the perceptual term; without it the term is off")
     lir.add_argument("--ct-count", type=int, default=64, help="offline CT: phantoms per training set")
     lir.add_argument("--ct-size", type=int, default=settings.CT_IMAGE_SIZE, help="offline CT: slice side in pixels")
+    lir.add_argument("--eval-every", type=int, default=500,
+                     help="score the restorer on deploy_lir.py's held-out test images every N steps and after the last "
+                     "(TensorBoard eval/psnr, eval/ssim; monitoring only, nothing is selected by it; 0: off; "
+                     "off with --noisy-dir, which has no clean test images)")
     return parser
 
 
@@ -184,8 +192,8 @@ def validate(args) -> None:
     if args.crop_size < 36 or args.crop_size % 4:
         raise TrainingSetupError(f"--crop-size must be a multiple of 4 and >= 36 (the content discriminator's four stride-2 convs), "
                                  f"got {args.crop_size}")
-    for flag in ("width", "num_res", "ct_count", "ct_size"):
-        if getattr(args, flag) < (0 if flag == "num_res" else 1):
+    for flag in ("width", "num_res", "ct_count", "ct_size", "eval_every"):
+        if getattr(args, flag) < (0 if flag in ("num_res", "eval_every") else 1):
             raise TrainingSetupError(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     if args.noise == "ct" and args.channels == 3:
         raise TrainingSetupError("--noise ct works on grey slices: --channels 1")
@@ -339,6 +347,14 @@ def build_trainer(args):
     trainer = LIRTrainer(networks, noise=noise_model, perceptual=perceptual, seed=args.seed)
     trainer.compile(lir_optimizers(args.lr))
     trainer.fixed_samples = fixed_samples(args, noise_model)
+    if args.eval_every and not args.noisy_dir:
+        from tfinverse.evaluation.lir import held_out_pairs
+
+        names, clean, noisy = held_out_pairs(args.noise, args.sigma, ct_size=args.ct_size)
+        if clean[0].shape[-1] == channels_of(args):  # a grey run on the colour photos: no evaluation
+            trainer.configure_evaluation(noisy, clean, args.eval_every, ct=args.noise == "ct")
+            print(f"held-out evaluation every {args.eval_every} steps on {', '.join(names)} "
+                  "(TensorBoard eval/psnr, eval/ssim; deploy_lir.py's test set)", flush=True)
     return trainer
 
 
@@ -357,7 +373,8 @@ def export(trainer, out_dir: Path, metadata: dict, args) -> dict:
              "precision": args.precision, "perceptual_term": trainer.perceptual_active}
     path = Path(out_dir) / "restorer"
     export_restorer(trainer.nets, path, channels_of(args), overwrite=True, extra_metadata=extra)
-    return {"restorer_export": str(path), "perceptual_term": trainer.perceptual_active}
+    return {"restorer_export": str(path), "perceptual_term": trainer.perceptual_active,
+            "evaluation": list(trainer.evaluation_history)}
 
 
 SPEC = TrainingSpec(

@@ -116,6 +116,25 @@ def _error(main, argv, capsys):
     return lines[0]
 
 
+def test_held_out_evaluation_ends_at_the_deployed_score_and_reaches_tensorboard(trained, tmp_path):
+    from tfinverse.evaluation.curves import read_scalars
+
+    out, run, _ = trained
+    # --eval-every 500 on a 2-step run: one evaluation, after the last step
+    assert [record["step"] for record in run["evaluation"]] == [2]
+    deploy = load("deploy_lir")
+    deploy.main(["--model", str(out), "--methods", "noisy", "lir", "--out", str(tmp_path / "d"), "--quiet"])
+    rows = {row["method"]: row for row in json.loads((tmp_path / "d" / "results.json").read_text())}
+    # the trained networks in memory against their SavedModel export, both images, 8-bit scores
+    assert run["evaluation"][0]["psnr"] == pytest.approx(rows["lir"]["psnr_original"], abs=0.01)
+    assert run["evaluation"][0]["ssim"] == pytest.approx(rows["lir"]["ssim_original"], abs=1e-3)
+    scalars = read_scalars(str(out / "logs"))
+    steps, values = scalars["eval/psnr"]
+    assert list(steps) == [2] and values[0] == pytest.approx(run["evaluation"][0]["psnr"], abs=1e-4)
+    steps, values = scalars["eval/psnr_noisy_input"]
+    assert list(steps) == [0] and values[0] == pytest.approx(rows["noisy"]["psnr_original"], abs=1e-4)
+
+
 def test_bad_inputs_are_one_line_errors_before_any_output(trained, tmp_path, capsys):
     train = load("train_lir").main
     deploy = load("deploy_lir").main

@@ -149,6 +149,63 @@ def test_noise_is_drawn_per_step_and_reused_within_it():
     assert 0.0 <= float(tf.reduce_min(x_a)) and float(tf.reduce_max(x_a)) <= 1.0  # clipped
 
 
+def test_held_out_evaluation_at_multiples_of_every_and_after_the_last_step():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from tfinverse.training import EpochBatchStream, train
+
+    rng = np.random.default_rng(5)
+    clean = [rng.random((30, 41, 1)).astype(np.float32), rng.random((36, 24, 1)).astype(np.float32)]  # any sizes
+    noisy = [np.clip(c + 0.2 * rng.standard_normal(c.shape), 0, 1).astype(np.float32) for c in clean]
+    trainer = tiny()
+    trainer.configure_evaluation(noisy, clean, every=2)
+
+    def eight_bit(a):
+        return np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)[..., 0]
+
+    def expected_scores(estimates):
+        pairs = [(eight_bit(c), eight_bit(e)) for c, e in zip(clean, estimates)]
+        return (np.mean([peak_signal_noise_ratio(c, e, data_range=255) for c, e in pairs]),
+                np.mean([structural_similarity(c, e, data_range=255, win_size=7) for c, e in pairs]))
+
+    seen = []
+    original = trainer.evaluate_held_out
+
+    def recording():
+        record = original()
+        seen.append((record, expected_scores([trainer.restore_images(n[None])[0] for n in noisy])))
+        return record
+
+    trainer.evaluate_held_out = recording
+    train(trainer, EpochBatchStream(factory), 3, global_batch_size=BATCH, run_eagerly=True)
+    assert [record["step"] for record, _ in seen] == [2, 3]  # before step 3 runs, then after the last
+    for record, (psnr, ssim) in seen:
+        assert record["psnr"] == pytest.approx(psnr, abs=1e-9) and record["ssim"] == pytest.approx(ssim, abs=1e-9)
+    assert trainer.evaluation_history == [record for record, _ in seen]
+    assert trainer.dated_scalars() == []  # the loop took every dated scalar off the queue
+    with pytest.raises(ValueError, match="every"):
+        trainer.configure_evaluation(noisy, clean, every=0)
+    with pytest.raises(ValueError, match="matching shapes"):
+        trainer.configure_evaluation(noisy, clean[:1], every=1)
+
+
+def test_noisy_input_scores_are_dated_step_zero_and_written_once():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(6)
+    clean = [rng.random((16, 20, 1)).astype(np.float32)]
+    noisy = [np.clip(clean[0] + 0.1 * rng.standard_normal(clean[0].shape), 0, 1).astype(np.float32)]
+    trainer = tiny()
+    trainer.configure_evaluation(noisy, clean, every=1)
+    trainer.evaluate_held_out()
+    trainer.evaluate_held_out()
+    dated = trainer.dated_scalars()
+    assert [step for step, _ in dated] == [0, 0, 0]
+    assert "eval/psnr_noisy_input" in dated[0][1] and all("eval/psnr_noisy_input" not in d for _, d in dated[1:])
+    c8, n8 = (np.round(a * 255).astype(np.uint8)[..., 0] for a in (clean[0], noisy[0]))
+    assert dated[0][1]["eval/psnr_noisy_input"] == pytest.approx(peak_signal_noise_ratio(c8, n8, data_range=255), abs=1e-9)
+
+
 def test_export_pads_crops_clips_and_loads_through_hub(tmp_path):
     trainer = tiny()
     trainer.train_step(batch())

@@ -12,6 +12,8 @@
 
 * :mod:`~tfinverse.evaluation.iagan`: runs the IAGAN paper's methods on one inversion task
   and scores them (the engine of the IAGAN experiment scripts).
+* :mod:`~tfinverse.evaluation.lir`: LIR's held-out test set and its scores in the
+  original's conventions (``deploy_lir.py``, and ``train_lir.py --eval-every``).
 * :mod:`~tfinverse.evaluation.curves`: training curves read back from a run's TensorBoard
   scalars, smoothed and plotted (``scripts/plot_curves.py``).
 

@@ -48,6 +48,7 @@ RESUMABLE_SETTINGS = (
     "progress",
     "download",
     "short",
+    "eval_every",
 )
 
 # Settings that belong to one invocation and are never taken over from a resumed run.

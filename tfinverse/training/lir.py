@@ -50,7 +50,8 @@ is clipped to norm 5 like the content updates; the image-D update draws its own 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from types import SimpleNamespace
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
@@ -220,6 +221,8 @@ class LIRTrainer(Trainer):
         self.code_noise_std = float(code_noise_std)
         self.update_schedule = lir_schedule(content_updates)
         self.base_learning_rates: Dict[str, float] = {}
+        self.evaluation: Optional[SimpleNamespace] = None
+        self.evaluation_history: List[Dict[str, float]] = []
 
     # ----------------------------------------------------------------- set-up
     def compile(self, optimizers: Optional[Mapping[str, keras.optimizers.Optimizer]] = None, **kwargs):
@@ -420,6 +423,80 @@ class LIRTrainer(Trainer):
         padded, height, width = pad_to_multiple(tf.cast(noisy, tf.float32))
         restored = tf.cast(self.nets.restore(padded, training=False), tf.float32)[:, :height, :width]
         return np.clip(np.asarray(restored), 0.0, 1.0)
+
+    # ----------------------------------------------------------------- held-out evaluation
+    def configure_evaluation(self, noisy: Sequence[np.ndarray], clean: Sequence[np.ndarray], every: int,
+                             ct: bool = False) -> None:
+        """Scores the restorer on held-out pairs every ``every`` steps (TensorBoard ``eval/...``).
+
+        Monitoring only: nothing is selected by it, so the method stays unsupervised. The
+        scores are :func:`tfinverse.evaluation.lir.restoration_scores` averaged over the
+        images (``eval/psnr``, ``eval/ssim`` in the original's convention); the noisy input's
+        own scores are written once, at step 0, as ``eval/psnr_noisy_input`` and
+        ``eval/ssim_noisy_input``.
+
+        Args:
+          noisy: ``[H, W, C]`` noisy images in [0, 1] (sizes may differ).
+          clean: their clean references.
+          every: evaluate at every multiple of this step (and after the last step).
+          ct: CT slices (the CT metric convention).
+
+        Raises:
+          ValueError: ``every`` < 1, no images, or the two lists differ in length or shapes.
+        """
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        noisy = [np.asarray(image, np.float32) for image in noisy]
+        clean = [np.asarray(image, np.float32) for image in clean]
+        if not noisy or len(noisy) != len(clean) or any(a.shape != b.shape or a.ndim != 3 for a, b in zip(noisy, clean)):
+            raise ValueError("evaluation needs equally many noisy and clean [H, W, C] images of matching shapes")
+        # a plain record, not a dict, which Keras would wrap and track as model state
+        self.evaluation = SimpleNamespace(noisy=noisy, clean=clean, every=int(every), ct=bool(ct), input_logged=False)
+        self.evaluation_history = []
+
+    def evaluate_held_out(self) -> Dict[str, float]:
+        """Scores the current restorer on the configured pairs now; appends to the history.
+
+        Returns:
+          ``{"step", "psnr", "ssim"}`` (means over the images, the original's convention).
+        """
+        from tfinverse.evaluation.lir import restoration_scores
+
+        config = self.evaluation
+        if config is None:
+            raise ValueError("call configure_evaluation first")
+        step = int(self.step.numpy())
+
+        def mean_scores(estimates):
+            values = [restoration_scores(e, c, config.ct) for e, c in zip(estimates, config.clean)]
+            return (float(np.mean([v["psnr_original"] for v in values])),
+                    float(np.mean([v["ssim_original"] for v in values])))
+
+        if not config.input_logged:
+            psnr, ssim = mean_scores(config.noisy)
+            self._dated_scalars.append((0, {"eval/psnr_noisy_input": psnr, "eval/ssim_noisy_input": ssim}))
+            config.input_logged = True
+        psnr, ssim = mean_scores([self.restore_images(image[None])[0] for image in config.noisy])
+        record = {"step": step, "psnr": psnr, "ssim": ssim}
+        self.evaluation_history.append(record)
+        self._dated_scalars.append((step, {"eval/psnr": psnr, "eval/ssim": ssim}))
+        return record
+
+    def prepare_step(self, step: int, images_seen: int) -> None:
+        if self.evaluation is not None and step > 0 and step % self.evaluation.every == 0:
+            self.evaluate_held_out()
+
+    def finish_training(self, batches=None) -> None:
+        """After the last step: the held-out evaluation of the final networks (if configured).
+
+        Returns None: evaluating changes no state, so the final checkpoint is not rewritten.
+        """
+        if self.evaluation is None:
+            return None
+        step = int(self.step.numpy())
+        if not self.evaluation_history or self.evaluation_history[-1]["step"] != step:
+            self.evaluate_held_out()
+        return None
 
     def log_scalars(self) -> Dict[str, float]:
         self.require_compiled()
