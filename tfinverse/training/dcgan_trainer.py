@@ -184,16 +184,13 @@ class DCGANTrainer(GANTrainer):
         latents = state["latents"]
         regularise = self.path_length_weight > 0
         with tf.GradientTape() as tape:
-            with tf.GradientTape(watch_accessed_variables=False) as latent_tape:
-                latent_tape.watch(latents)
+            if regularise:
+                fake, lengths = self._generate_with_path_lengths(latents)
+            else:
                 fake = self.generator.native(latents, training=True)
-                if regularise:
-                    projection = self._path_length_projection(fake)
             g_loss = _cross_entropy(self.discriminator(fake, training=True), 1.0)
             total = g_loss
             if regularise:
-                # Recorded by the outer tape: the penalty's gradient reaches the weights.
-                lengths = tf.norm(tf.cast(latent_tape.gradient(projection, latents), tf.float32), axis=1)
                 mean = self.path_length_mean + self.path_length_decay * (
                     tf.stop_gradient(tf.reduce_mean(lengths)) - self.path_length_mean
                 )
@@ -205,6 +202,16 @@ class DCGANTrainer(GANTrainer):
             return {"g_loss": g_loss}
         self.path_length_mean.assign(mean)
         return {"g_loss": g_loss, "path_length": tf.reduce_mean(lengths), "path_length_penalty": penalty}
+
+    def _generate_with_path_lengths(self, latents):
+        """``(G(z), ||J^T y||)`` per sample; called under the update's tape, which records the
+        inner gradient too, so the penalty's gradient reaches the weights."""
+        with tf.GradientTape(watch_accessed_variables=False) as latent_tape:
+            latent_tape.watch(latents)
+            fake = self.generator.native(latents, training=True)
+            projection = self._path_length_projection(fake)
+        lengths = tf.norm(tf.cast(latent_tape.gradient(projection, latents), tf.float32), axis=1)
+        return fake, lengths
 
     def _path_length_projection(self, fake) -> tf.Tensor:
         """``sum(G(z) * y)`` with ``y ~ N(0, I / P)``: its gradient in z is ``J^T y`` per sample."""
