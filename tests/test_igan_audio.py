@@ -142,6 +142,24 @@ def test_evaluation_data_and_scores():
     assert (oracle_speech["n"], oracle_speech["n_unscored"]) == (1, 1)
     # Oracle magnitudes with the mixture phase separate far better than the mixture.
     assert oracle_speech["sdr"] > table[("mixture", "speech (waveform)")]["sdr"] + 5
+    # The reference row: the true magnitudes with the mixture's phase, on every clip, whatever the
+    # estimates; equal to BSS Eval of the inverse STFTs.
+    speech_hat, noise_hat = (
+        audio.istft_with_phase(data[key], data["phase"], length=8000) for key in ("x", "component")
+    )
+    expected = []
+    for clip in range(2):
+        references = np.stack([data["speech_waveform"][clip], data["noise_waveform"][clip]]).astype(np.float64)
+        estimates = np.stack([speech_hat[clip], noise_hat[clip]]).astype(np.float64)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"mir_eval\.separation", category=FutureWarning)
+            expected.append(mir_eval.separation.bss_eval_sources(references, estimates, compute_permutation=False)[:3])
+    expected = np.mean(expected, axis=0)  # [sdr/sir/sar, source]
+    for source, name in enumerate(("speech", "noise")):
+        ceiling = table[("true magnitudes", f"{name} (waveform)")]
+        assert (ceiling["n"], ceiling["n_unscored"]) == (2, 0)
+        assert [ceiling[key] for key in ("sdr", "sir", "sar")] == pytest.approx(expected[:, source], abs=1e-6)
+    assert ("true magnitudes", "clean") not in table  # no image rows: they would score the truth itself
 
 
 def test_evaluate_needs_the_reference_and_8_khz():
