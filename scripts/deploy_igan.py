@@ -11,16 +11,18 @@ and writes into ``--out``::
                          true component, true clean (the original's PNGs, as grids)
     metrics.csv/.json/.md  the scores of tfinverse.tasks.igan_tasks.evaluate: PSNR/SSIM of
                          the estimates and of naive baselines (the observation itself; a
-                         median filter for CAPTCHAs); SDR/SIR/SAR for audio_captcha
+                         median filter for CAPTCHAs); SDR/SIR/SAR for audio_captcha,
+                         with the true magnitudes under the mixture's phase as the ceiling
     audio/<k>_{mixture,speech_est,noise_est,speech_true,noise_true}.wav   audio_captcha:
                          8 kHz 16-bit WAVs (estimates use the mixture's phase); the grids
                          are the spectrograms (low frequencies at the bottom)
     toy2d.png            toy2d: source, target and mapped points
     deploy.json          settings and data sources
 
-Observations that leave [0, 1] (a sum, a noisy image) and signed components are shown
-stretched to their own range in the grids; CAPTCHA images are shown inverted back to dark
-characters on white, as the original saved them.
+The grids show their columns as training's sample grids and TensorBoard do
+(``tfinverse.training.igan.task_display``): observations that leave [0, 1] (a sum, a noisy
+image) and signed components stretched to their own range, clean images clipped to [0, 1];
+CAPTCHA images inverted back to dark characters on white, as the original saved them.
 
 Examples::
 
@@ -155,16 +157,13 @@ def _in_batches(separate, y: np.ndarray, batch_size: int):
 
 def write_grids(out: Path, task, arrays, grid_rows: int, max_grids, overwrite: bool):
     """The original's per-sample PNGs as grids: one row per sample."""
-    from tfinverse.training.igan import display_images
+    from tfinverse.training.igan import task_display
     from tfinverse.utils.results import save_image_grid
 
     columns = ["input y", "estimated z", "estimated x", "true z", "true x"]
     keys = ["y", "component_est", "x_est", "component", "x"]
-    shown = {key: display_images(arrays[key]) for key in keys}
-    if task.name == "captcha":  # dark characters on white, as the original saved them
-        shown.update({key: 1.0 - np.clip(arrays[key], 0.0, 1.0) for key in ("y", "x_est", "x")})
-    if task.name == "audio_captcha":  # spectrograms: low frequencies at the bottom
-        shown = {key: value[:, ::-1] for key, value in shown.items()}
+    roles = ["observation", "component", "clean", "component", "clean"]
+    shown = {key: task_display(task.name, arrays[key], role) for key, role in zip(keys, roles)}
     folder = out / "grids"
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -191,6 +191,24 @@ def test_clear_errors(train, deploy, toy_run, tmp_path, capsys):
         train.main(["--task", "toy2d", "--resume", "--overwrite", "--out", str(tmp_path / "h")])
 
 
+@pytest.mark.parametrize("task_name", ["captcha", "audio_captcha", "denoising"])
+def test_deploy_grids_show_columns_as_training_does(deploy, tmp_path, monkeypatch, task_name):
+    from tfinverse.training.igan import task_display
+    from tfinverse.utils import results
+
+    captured = []
+    monkeypatch.setattr(results, "save_image_grid", lambda path, rows, **kwargs: captured.append(rows) or path)
+    rng = np.random.default_rng(1)
+    keys = ("y", "component_est", "x_est", "component", "x")
+    arrays = {key: rng.uniform(-0.2, 1.3, (3, 8, 8, 1)).astype(np.float32) for key in keys}
+    deploy.write_grids(tmp_path, get_task(task_name), arrays, grid_rows=2, max_grids=None, overwrite=False)
+    assert [len(rows) for rows in captured] == [2, 1]
+    rows = captured[0] + captured[1]
+    roles = ("observation", "component", "clean", "component", "clean")
+    for column, (key, role) in enumerate(zip(keys, roles)):
+        np.testing.assert_array_equal(np.stack([row[column] for row in rows]), task_display(task_name, arrays[key], role))
+
+
 def test_audio_outputs_are_8khz_wavs_of_the_right_tracks(deploy, tmp_path):
     import soundfile
 

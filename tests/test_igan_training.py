@@ -412,6 +412,43 @@ def test_display_images_stretches_only_out_of_range_images():
     np.testing.assert_allclose(shown[1], (outside + 1.0) / 4.0, atol=1e-6)
 
 
+def test_task_display_per_task_and_role():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-0.5, 1.5, (2, 4, 5, 1)).astype(np.float32)
+    clipped = np.clip(images, 0.0, 1.0)
+    stretched = training.display_images(images)
+    # Clean images are clipped, observations and components stretched, for any image task.
+    for name in (None, "denoising", "derain"):
+        np.testing.assert_array_equal(training.task_display(name, images, "clean"), clipped)
+        np.testing.assert_array_equal(training.task_display(name, images, "observation"), stretched)
+        np.testing.assert_array_equal(training.task_display(name, images, "component"), stretched)
+    # CAPTCHAs: dark characters on white, components as they are.
+    np.testing.assert_array_equal(training.task_display("captcha", images, "clean"), 1.0 - clipped)
+    np.testing.assert_array_equal(training.task_display("captcha", images, "observation"), 1.0 - clipped)
+    np.testing.assert_array_equal(training.task_display("captcha", images, "component"), stretched)
+    # Spectrograms: row 0 (the lowest frequency bin) at the bottom.
+    for role, expected in (("clean", clipped), ("component", stretched)):
+        shown = training.task_display("audio_captcha", images, role)
+        np.testing.assert_array_equal(shown[:, -1], expected[:, 0])
+        np.testing.assert_array_equal(shown, expected[:, ::-1])
+    with pytest.raises(ValueError, match="role"):
+        training.task_display("captcha", images, "estimate")
+
+
+@pytest.mark.parametrize("task_name", ["captcha", "audio_captcha", None])
+def test_sample_grid_shows_the_task_as_deploy_does(task_name):
+    model = small_real_igan()
+    if task_name is not None:
+        model.estimator.metadata["name"] = task_name
+    inputs = {key: value for key, value in real_batch(3).items() if key in ("y", "x")}
+    rows, labels = model.sample_grid(inputs)
+    assert labels == ["input y", "component z", "estimate x", "true x"]
+    sample = model.sample(inputs)
+    for column, (key, role) in enumerate((("y", "observation"), ("z", "component"), ("x_gen", "clean"), ("x", "clean"))):
+        np.testing.assert_array_equal(np.stack([row[column] for row in rows]),
+                                      training.task_display(task_name, sample[key], role))
+
+
 @pytest.mark.parametrize("dual_mapping, solver_runs", [(True, 3), (False, 2)])
 def test_estimator_batch_norm_moves_once_per_solver_run(dual_mapping, solver_runs):
     # The original attached every batch-norm update to every solver run: a round at mm = 1 (D1,

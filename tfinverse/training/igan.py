@@ -117,6 +117,8 @@ __all__ = [
     "IGAN_BN_RECALIBRATION_BATCHES",
     "IGAN",
     "display_images",
+    "GRID_ROLES",
+    "task_display",
 ]
 
 GAN_MODELS = ("vanilla", "ls", "wgan")
@@ -771,9 +773,12 @@ class IGAN(Trainer):
         return {"y": y.numpy(), "z": np.asarray(z), "x_gen": np.asarray(x_gen), "x": np.asarray(inputs["x"])}
 
     def sample_grid(self, inputs):
-        """Rows ``input y | component z | estimate x | true x`` (stretched where outside [0, 1])."""
+        """Rows ``input y | component z | estimate x | true x``, shown as the task shows them
+        (:func:`task_display`; the task is the estimator's ``metadata["name"]``)."""
         s = self.sample(inputs)
-        columns = [display_images(s["y"]), display_images(s["z"]), np.clip(s["x_gen"], 0.0, 1.0), np.clip(s["x"], 0.0, 1.0)]
+        task_name = self.estimator.metadata.get("name")
+        columns = [task_display(task_name, s[key], role)
+                   for key, role in (("y", "observation"), ("z", "component"), ("x_gen", "clean"), ("x", "clean"))]
         rows = [[column[i] for column in columns] for i in range(len(s["y"]))]
         return rows, ["input y", "component z", "estimate x", "true x"]
 
@@ -815,6 +820,45 @@ def display_images(images) -> np.ndarray:
         else:
             shown[i] = (image - low) / max(high - low, 1e-12)
     return shown
+
+
+#: What a column of an igan image grid holds.
+GRID_ROLES = ("observation", "component", "clean")
+
+
+def task_display(task_name: Optional[str], images, role: str) -> np.ndarray:
+    """One column of an igan image grid as its task is best looked at.
+
+    Training's sample grids (and TensorBoard's) and ``deploy_igan.py``'s grids both show
+    their columns through this, so they look alike. Observations and components go through
+    :func:`display_images`; clean images (true or estimated) are clipped to ``[0, 1]``.
+    captcha: observations and clean images are inverted, dark characters on white, as the
+    original saved them. audio_captcha: spectrograms are flipped upside down, so low
+    frequencies are at the bottom.
+
+    Args:
+      task_name: the task's name (None or an unknown name: no task-specific display).
+      images: ``[n, H, W, C]``.
+      role: one of :data:`GRID_ROLES`.
+
+    Returns:
+      float32 ``[n, H, W, C]`` in ``[0, 1]``.
+
+    Raises:
+      ValueError: an unknown role.
+    """
+    if role not in GRID_ROLES:
+        raise ValueError(f"role must be one of {GRID_ROLES}, got {role!r}")
+    images = np.asarray(images, np.float32)
+    if role == "clean" or (task_name == "captcha" and role == "observation"):
+        shown = np.clip(images, 0.0, 1.0)
+        if task_name == "captcha":
+            shown = 1.0 - shown
+    else:
+        shown = display_images(images)
+    if task_name == "audio_captcha":
+        shown = shown[:, ::-1]
+    return np.ascontiguousarray(shown)
 
 
 def _save_point_plot(path: Path, y, x, x_gen) -> None:
