@@ -15,7 +15,8 @@ and writes into ``--out``::
                          with the true magnitudes under the mixture's phase as the ceiling
     audio/<k>_{mixture,speech_est,noise_est,speech_true,noise_true}.wav   audio_captcha:
                          8 kHz 16-bit WAVs (estimates use the mixture's phase); the grids
-                         are the spectrograms (low frequencies at the bottom)
+                         are the spectrograms (each scaled to its peak, low
+                         frequencies at the bottom)
     toy2d.png            toy2d: source, target and mapped points
     deploy.json          settings and data sources
 

@@ -426,11 +426,17 @@ def test_task_display_per_task_and_role():
     np.testing.assert_array_equal(training.task_display("captcha", images, "clean"), 1.0 - clipped)
     np.testing.assert_array_equal(training.task_display("captcha", images, "observation"), 1.0 - clipped)
     np.testing.assert_array_equal(training.task_display("captcha", images, "component"), stretched)
-    # Spectrograms: row 0 (the lowest frequency bin) at the bottom.
-    for role, expected in (("clean", clipped), ("component", stretched)):
+    # Spectrograms (magnitudes: negative values count as 0), in every role: scaled to their own
+    # peak, through a square root, and row 0 (the lowest frequency bin) at the bottom.
+    magnitudes = np.maximum(images, 0.0)
+    expected = np.sqrt(magnitudes / magnitudes.max(axis=(1, 2, 3), keepdims=True))
+    for role in training.GRID_ROLES:
         shown = training.task_display("audio_captcha", images, role)
-        np.testing.assert_array_equal(shown[:, -1], expected[:, 0])
-        np.testing.assert_array_equal(shown, expected[:, ::-1])
+        np.testing.assert_allclose(shown[:, -1], expected[:, 0], rtol=1e-6)
+        np.testing.assert_allclose(shown, expected[:, ::-1], rtol=1e-6)
+        assert shown.max(axis=(1, 2, 3)).tolist() == [1.0, 1.0]
+    silent = training.task_display("audio_captcha", np.zeros((1, 3, 3, 1)), "component")
+    np.testing.assert_array_equal(silent, 0.0)
     with pytest.raises(ValueError, match="role"):
         training.task_display("captcha", images, "estimate")
 

@@ -834,7 +834,9 @@ def task_display(task_name: Optional[str], images, role: str) -> np.ndarray:
     :func:`display_images`; clean images (true or estimated) are clipped to ``[0, 1]``.
     captcha: observations and clean images are inverted, dark characters on white, as the
     original saved them. audio_captcha: spectrograms are flipped upside down, so low
-    frequencies are at the bottom.
+    frequencies are at the bottom, and each is divided by its own maximum and shown through a
+    square root (the compressed magnitudes mostly lie below a tenth of the maximum, so they
+    would look black), as spectrogram plots scale to their peak.
 
     Args:
       task_name: the task's name (None or an unknown name: no task-specific display).
@@ -850,14 +852,17 @@ def task_display(task_name: Optional[str], images, role: str) -> np.ndarray:
     if role not in GRID_ROLES:
         raise ValueError(f"role must be one of {GRID_ROLES}, got {role!r}")
     images = np.asarray(images, np.float32)
+    if task_name == "audio_captcha":
+        magnitudes = np.maximum(images, 0.0)
+        peaks = magnitudes.max(axis=tuple(range(1, images.ndim)), keepdims=True)
+        shown = np.sqrt(magnitudes / np.where(peaks > 0, peaks, 1.0))
+        return np.ascontiguousarray(shown[:, ::-1])
     if role == "clean" or (task_name == "captcha" and role == "observation"):
         shown = np.clip(images, 0.0, 1.0)
         if task_name == "captcha":
             shown = 1.0 - shown
     else:
         shown = display_images(images)
-    if task_name == "audio_captcha":
-        shown = shown[:, ::-1]
     return np.ascontiguousarray(shown)
 
 
