@@ -5,8 +5,10 @@ per second, images per second at the IAGAN paper's budget (CSGM 1600 iterations,
 one restart), the one-off cost of the first step (tracing, XLA compilation) and the peak
 resident memory of the process while the configuration ran (it includes what earlier rows
 left allocated, so compare neighbouring rows), and the achieved GFLOP/s (forward FLOPs counted
-from the layer shapes, times 2 for a CSGM step and 3 for an IAGAN step) against a float32
-matmul ceiling measured in the same run. Rows compare eager execution, ``tf.function``
+from the layer shapes, times 2 for a CSGM step and 3 for an IAGAN step) against a matmul
+ceiling of the row's precision measured in the same run. Rows compare float32 with bfloat16
+(Keras' ``mixed_bfloat16`` policy: 16-bit compute, float32 variables; compiled steps only),
+eager execution, ``tf.function``
 and ``jit_compile`` (XLA), batched and sequential IAGAN, and a stacked-weights
 ``tf.vectorized_map`` IAGAN step (the alternative the batched mode was measured against).
 
@@ -15,14 +17,16 @@ progress-bar stand-in installed in the inversion modules, so tracing and compila
 (reported separately as the first step's excess) do not distort it.
 
 Prior: a randomly initialised DCGAN 64x64x3 (the size of the speed facts in PEERS.md);
-``--mnist`` uses 32x32x1. A second table compares IAGAN's per-variable Adam update with one over a flat buffer; a
-third times whole ``iagan`` calls on the shipped 28x28
-prior at the budgets the scripts use (trace, copies and all steps included): sequential,
-batched, and batched with the previous call's solver reused. The default run takes a few
+``--mnist`` uses 32x32x1. A second table compares IAGAN's per-variable Adam update with one
+over a flat buffer; a third splits one image's IAGAN step into its parts per precision; a
+fourth times whole ``iagan`` calls on the shipped 28x28 prior at the budgets the scripts use
+(trace, copies and all steps included): sequential, batched, and batched with the previous
+call's solver reused. The default run takes a few
 minutes on 2 cores::
 
     python benchmarks/bench_inversion.py
     python benchmarks/bench_inversion.py --mnist --iagan-64
+    python benchmarks/bench_inversion.py --precisions float32 --end-to-end-budgets   # no bfloat16 units
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from tfinverse.inversion.csgm import AdamSlots, csgm  # noqa: E402
 from tfinverse.inversion.iagan import iagan  # noqa: E402
 from tfinverse.models import DCGANGenerator  # noqa: E402
 from tfinverse.utils.results import markdown_table  # noqa: E402
+from tfinverse.utils.precision import precision_policy  # noqa: E402
 from tfinverse.utils.timing import install_step_clock  # noqa: E402
 
 CSGM_BUDGET = 1600
@@ -113,9 +118,9 @@ def forward_flops(generator) -> int:
     return total
 
 
-def matmul_ceiling(size: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a float32 ``size x size`` matrix product in ``tf.function`` (best of ``repeats``)."""
-    a = tf.random.normal([size, size])
+def matmul_ceiling(size: int = 2048, repeats: int = 5, dtype=tf.float32) -> float:
+    """GFLOP/s of a ``size x size`` matrix product of ``dtype`` in ``tf.function`` (best of ``repeats``)."""
+    a = tf.cast(tf.random.normal([size, size]), dtype)
     product = tf.function(lambda m: tf.matmul(m, m))
     product(a).numpy()
     best = min(_timed(lambda: product(a).numpy()) for _ in range(repeats))
@@ -133,9 +138,21 @@ def _timed(function) -> float:
 PASSES = {"CSGM": 2, "IAGAN": 3}
 
 
-def row(method, mode, batch, ms_per_iteration, first_step_s, peak_bytes, budget, note=""):
+def cpu_bfloat16_units() -> str:
+    """The CPU's bfloat16 instructions from ``/proc/cpuinfo`` (AMX, AVX512-BF16), or "none"."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    units = [name for name, flag in (("AMX-BF16", "amx_bf16"), ("AVX512-BF16", "avx512_bf16")) if flag in flags]
+    return ", ".join(units) or "none"
+
+
+def row(method, mode, batch, ms_per_iteration, first_step_s, peak_bytes, budget, note="", precision="float32"):
     return {
         "method": method,
+        "precision": precision,
         "mode": mode,
         "batch": batch,
         "ms / iteration": ms_per_iteration,
@@ -147,16 +164,16 @@ def row(method, mode, batch, ms_per_iteration, first_step_s, peak_bytes, budget,
     }
 
 
-def bench_csgm(generator, operator, batch, mode, iterations, clock):
+def bench_csgm(generator, operator, batch, mode, iterations, clock, precision="float32"):
     y = operator(generator(generator.sample_latent(batch, seed=1))).numpy()
     options = {"eager": {"run_eagerly": True}, "tf.function": {}, "jit_compile": {"jit_compile": True}}[mode]
     with PeakMemory() as memory:
         csgm(generator, operator, y, iterations=iterations, restarts=1, seed=0, **options)
     median, first = clock.gaps()
-    return row("CSGM", mode, batch, 1000 * median, first - median, memory.peak, CSGM_BUDGET)
+    return row("CSGM", mode, batch, 1000 * median, first - median, memory.peak, CSGM_BUDGET, precision=precision)
 
 
-def bench_iagan(generator, operator, batch, mode, iterations, clock):
+def bench_iagan(generator, operator, batch, mode, iterations, clock, precision="float32"):
     y = operator(tf.constant(np.random.default_rng(2).uniform(0, 1, (batch,) + operator.in_shape), tf.float32))
     z = generator.sample_latent(batch, seed=3)
     options = {
@@ -170,7 +187,8 @@ def bench_iagan(generator, operator, batch, mode, iterations, clock):
     median, first = clock.gaps()
     # Sequential runs report one image-iteration per gap.
     per_iteration = median * (batch if mode.startswith("sequential") else 1)
-    return row("IAGAN", mode, batch, 1000 * per_iteration, first - median, memory.peak, IAGAN_BUDGET)
+    return row("IAGAN", mode, batch, 1000 * per_iteration, first - median, memory.peak, IAGAN_BUDGET,
+               precision=precision)
 
 
 def bench_stacked_iagan(generator, operator, batch, iterations):
@@ -265,6 +283,73 @@ def bench_adam(generator, repeats: int = 20):
     return rows
 
 
+def bench_step_parts(resolution: int, channels: int, precisions, batch: int = 1, repeats: int = 40):
+    """Where an IAGAN step's time goes, per precision: the parts timed alone, compiled.
+
+    Rows: the forward pass; the gradient with respect to the latents (a CSGM step's work);
+    with respect to the latents and the weights (an IAGAN step's); that plus the Adam update
+    (the whole step); the Adam update alone; the weights' cast to the compute dtype and back,
+    which Keras does on every call under a mixed policy. Median of ``repeats`` calls each.
+    """
+    parts = {}
+    for precision in precisions:
+        with precision_policy(precision):
+            generator = DCGANGenerator(resolution, channels, seed=0)
+        network = generator.network
+        z = tf.Variable(generator.sample_latent(batch, seed=1))
+        y = tf.random.uniform([batch, resolution, resolution, channels])
+        weights = network.trainable_variables
+        slots = AdamSlots(weights + [z])
+        step = tf.Variable(0, dtype=tf.int64)
+        ones = [tf.ones_like(v) for v in weights + [z]]
+
+        def loss():
+            return tf.reduce_sum(tf.square(y - tf.cast(network(z, training=False), tf.float32)))
+
+        def gradient(sources):
+            with tf.GradientTape() as tape:
+                value = loss()
+            return tape.gradient(value, sources)
+
+        def whole_step():
+            gradients = gradient(weights + [z])
+            step.assign_add(1)
+            slots.apply(weights + [z], gradients, step, 1e-4)
+            return tf.constant(0)
+
+        def adam_alone():
+            step.assign_add(1)
+            slots.apply(weights + [z], ones, step, 1e-4)
+            return tf.constant(0)
+
+        compute = tf.as_dtype(network.dtype_policy.compute_dtype)
+        functions = {
+            "forward": lambda: tf.reduce_sum(tf.cast(network(z, training=False), tf.float32)),
+            "gradient, latents": lambda: gradient(z),
+            "gradient, latents and weights": lambda: gradient([z] + weights)[0],
+            "whole step (gradients + Adam)": whole_step,
+            "Adam update alone": adam_alone,
+            "weights cast to the compute dtype and back": lambda: tf.add_n(
+                [tf.reduce_sum(tf.cast(tf.cast(w, compute), tf.float32)) for w in weights]),
+        }
+        for name, function in functions.items():
+            compiled = tf.function(function)
+            compiled()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                compiled().numpy()
+                times.append(time.perf_counter() - start)
+            parts.setdefault(name, {})[precision] = 1000 * statistics.median(times)
+    table = []
+    for name, by_precision in parts.items():
+        entry = {"part": name, **{f"{p} ms": t for p, t in by_precision.items()}}
+        if len(by_precision) == 2:
+            entry["speed-up"] = by_precision[precisions[0]] / by_precision[precisions[1]]
+        table.append(entry)
+    return table
+
+
 def bench_end_to_end(budgets, images: int, repeats: int):
     """Whole ``iagan`` calls on the shipped prior: sequential against batched, and a reused solver.
 
@@ -326,12 +411,14 @@ def main(argv=None) -> None:
     parser.add_argument("--end-to-end-images", type=int, default=8, help="images per end-to-end call")
     parser.add_argument("--repeats", type=int, default=2, help="calls per end-to-end mode (the best is kept)")
     parser.add_argument("--skip-adam", action="store_true", help="leave out the Adam update table")
+    parser.add_argument("--skip-parts", action="store_true", help="leave out the table of an IAGAN step's parts")
+    parser.add_argument("--precisions", nargs="+", choices=("float32", "bfloat16"), default=["float32", "bfloat16"],
+                        help="precisions of the step rows (bfloat16: Keras' mixed_bfloat16 policy; it needs "
+                             "AVX512-BF16 or AMX to be fast, TensorFlow falls back to slow kernels without)")
     args = parser.parse_args(argv)
 
     resolution, channels = (32, 1) if args.mnist else (64, 3)
-    generator = DCGANGenerator(resolution, channels, seed=0)
     operator = ops.get("identity", image_shape=(resolution, resolution, channels))
-    parameters = sum(int(np.prod(v.shape)) for v in generator.trainable_variables)
     clock = install_step_clock()
     iterations = max(3, args.iterations)
     modes = ["eager", "tf.function"] + ([] if args.skip_xla else ["jit_compile"])
@@ -340,7 +427,7 @@ def main(argv=None) -> None:
 
     def report(result):
         rows.append(result)
-        print(f"  {result['method']} {result['mode']} N={result['batch']}: "
+        print(f"  {result['method']} {result['precision']} {result['mode']} N={result['batch']}: "
               f"{result['ms / iteration']:.1f} ms/it", file=sys.stderr, flush=True)
 
     # XLA steps of this generator are slow on CPU: fewer iterations keep the run short.
@@ -349,41 +436,54 @@ def main(argv=None) -> None:
     def iterations_for(mode):
         return xla_iterations if "jit_compile" in mode else iterations
 
-    ceiling = matmul_ceiling()
-    flops = forward_flops(generator)
-    for batch in args.csgm_batches:
-        for mode in modes:
-            report(bench_csgm(generator, operator, batch, mode, iterations_for(mode), clock))
-    iagan_modes = ["batched eager", "batched tf.function", "sequential tf.function"]
-    if not args.skip_xla:
-        iagan_modes.insert(2, "batched jit_compile")
-    for batch in args.iagan_batches:
-        for mode in iagan_modes:
-            if batch == 1 and mode.startswith("sequential"):
-                continue  # identical to batched at N = 1
-            report(bench_iagan(generator, operator, batch, mode, iterations_for(mode), clock))
-    if args.iagan_64:
-        for mode in ("batched tf.function", "sequential tf.function"):
-            report(bench_iagan(generator, operator, 64, mode, max(3, iterations // 2), clock))
-    if not args.skip_stacked:
-        report(bench_stacked_iagan(generator, operator, 8, max(3, iterations // 2)))
+    ceilings = {precision: matmul_ceiling(dtype=tf.as_dtype(precision)) for precision in ("float32", "bfloat16")}
+    flops = parameters = None
+    for precision in args.precisions:
+        # The generator and IAGAN's per-image copies are built under the policy: 16-bit compute,
+        # float32 variables, latents and losses.
+        with precision_policy(precision):
+            generator = DCGANGenerator(resolution, channels, seed=0)
+            flops = flops or forward_flops(generator)
+            parameters = parameters or sum(int(np.prod(v.shape)) for v in generator.trainable_variables)
+            # 16-bit rows skip eager and XLA: the question there is the compiled step's speed.
+            precision_modes = modes if precision == "float32" else ["tf.function"]
+            for batch in args.csgm_batches:
+                for mode in precision_modes:
+                    report(bench_csgm(generator, operator, batch, mode, iterations_for(mode), clock, precision))
+            iagan_modes = ["batched eager", "batched tf.function", "sequential tf.function"]
+            if not args.skip_xla:
+                iagan_modes.insert(2, "batched jit_compile")
+            if precision != "float32":
+                iagan_modes = ["batched tf.function", "sequential tf.function"]
+            for batch in args.iagan_batches:
+                for mode in iagan_modes:
+                    if batch == 1 and mode.startswith("sequential"):
+                        continue  # identical to batched at N = 1
+                    report(bench_iagan(generator, operator, batch, mode, iterations_for(mode), clock, precision))
+            if args.iagan_64:
+                for mode in ("batched tf.function", "sequential tf.function"):
+                    report(bench_iagan(generator, operator, 64, mode, max(3, iterations // 2), clock, precision))
+            if not args.skip_stacked and precision == "float32":
+                report(bench_stacked_iagan(generator, operator, 8, max(3, iterations // 2)))
 
     for result in rows:
         if result["method"] in PASSES:
             work = PASSES[result["method"]] * flops * result["batch"]
             result["GFLOP/s"] = work / (result["ms / iteration"] / 1000) / 1e9
-            result["% of matmul"] = 100 * result["GFLOP/s"] / ceiling
+            result["% of matmul"] = 100 * result["GFLOP/s"] / ceilings[
+                "float32" if result["precision"] == "float32" else "bfloat16"]
 
-    def lookup(method, mode, batch):
+    def lookup(method, mode, batch, precision="float32"):
         for r in rows:
-            if (r["method"], r["mode"], r["batch"]) == (method, mode, batch):
+            if (r["method"], r["mode"], r["batch"], r["precision"]) == (method, mode, batch, precision):
                 return r["ms / iteration"]
         return None
 
     print(f"Prior: DCGAN {resolution}x{resolution}x{channels} ({parameters / 1e6:.2f} M parameters), identity "
           f"operator, CSGM with 1 restart; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, TF_ENABLE_ONEDNN_OPTS="
-          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; float32 matmul ceiling {ceiling:.0f} GFLOP/s (2048^2, "
-          f"same run); {flops / 1e6:.0f} MFLOP per image forward; load average "
+          f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; CPU bfloat16 units: {cpu_bfloat16_units()}; matmul "
+          f"ceilings (2048^2, same run) float32 {ceilings['float32']:.0f} and bfloat16 {ceilings['bfloat16']:.0f} "
+          f"GFLOP/s (% of matmul: against the row's precision); {flops / 1e6:.0f} MFLOP per image forward; load average "
           f"{os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - started:.0f} s in all.\n")
     print(markdown_table(rows, floatfmt={"ms / iteration": ".1f", "image-it / s": ".1f",
                                          "images / s (paper budget)": ".3g", "first step s": ".2f",
@@ -400,11 +500,23 @@ def main(argv=None) -> None:
     if batched and stacked:
         goals.append(f"- stacked vectorized_map IAGAN step at N = 8: {stacked / batched:.2f}x the time of the "
                      "batched copies")
+    for method, mode, batches in (("CSGM", "tf.function", args.csgm_batches),
+                                  ("IAGAN", "batched tf.function", args.iagan_batches),
+                                  ("IAGAN", "sequential tf.function", args.iagan_batches)):
+        for batch in batches:
+            single, half = lookup(method, mode, batch), lookup(method, mode, batch, "bfloat16")
+            if single and half:
+                goals.append(f"- bfloat16 {method} {mode} step at N = {batch}: {single / half:.2f}x float32 "
+                             f"(goal >= 3x; the matmul ceilings' ratio here {ceilings['bfloat16'] / ceilings['float32']:.2f}x)")
     if goals:
         print("\n" + "\n".join(goals))
     if not args.skip_adam:
         print("\nAdam update of one image's weights (the prior above), median of 20:\n")
         print(markdown_table(bench_adam(generator), floatfmt={"parameters (M)": ".2f", "ms": ".2f"}))
+    if not args.skip_parts:
+        print(f"\nParts of an IAGAN step on one image (the prior above), compiled, median of 40:\n")
+        print(markdown_table(bench_step_parts(resolution, channels, args.precisions),
+                             floatfmt={"float32 ms": ".2f", "bfloat16 ms": ".2f", "speed-up": ".2f"}))
     if args.end_to_end_budgets:
         # Clock off: these rows time whole calls.
         csgm_module.progress_bar = iagan_module.progress_bar = _quiet_progress

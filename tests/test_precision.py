@@ -86,3 +86,28 @@ def test_every_trainer_steps_in_bfloat16_with_float32_variables(name):
     assert all(variable.dtype == "float32" for variable in trainer.trainable_variables)
     computing = [layer.dtype_policy.name for layer in trainer._flatten_layers() if hasattr(layer, "dtype_policy")]
     assert "mixed_bfloat16" in computing
+
+
+def test_a_shipped_prior_computes_in_bfloat16_under_the_policy_with_the_shipped_weights():
+    from tfinverse.hub import SavedModelGenerator
+    from tfinverse.pretrained import keras_prior, load_prior
+
+    exported = load_prior("dcgan_mnist28")
+    assert isinstance(exported, SavedModelGenerator)  # float32: the SavedModel as exported
+    z = exported.sample_latent(32, seed=0)
+    reference = exported(z).numpy()
+    with precision.precision_policy("float32"):
+        rebuilt = keras_prior("dcgan_mnist28", exported)
+    # every weight found by name: the float32 network is the exported function
+    np.testing.assert_allclose(rebuilt(z).numpy(), reference, atol=2e-5)
+    with precision.precision_policy("bfloat16"):
+        half = load_prior("dcgan_mnist28")
+        duplicate = half.copy()  # IAGAN's per-image copies keep the policy
+    for network in (half.network, duplicate.network):
+        assert network.dtype_policy.compute_dtype == "bfloat16"
+        assert {v.dtype for v in network.variables} == {"float32"}
+    images = half(z).numpy()
+    assert images.dtype == np.float32 and images.shape == reference.shape
+    error = np.abs(images - reference)
+    # 8-bit mantissas: close to the float32 images, but not the float32 computation
+    assert 0 < float(error.mean()) < 0.003 and float(error.max()) < 0.05

@@ -19,6 +19,7 @@ __all__ = [
     "shipped_prior_path",
     "shipped_igan_estimator_path",
     "untrained_prior",
+    "keras_prior",
     "load_prior",
 ]
 
@@ -95,6 +96,52 @@ def untrained_prior(name: str = "dcgan_mnist28", seed: int = 0, calibration_batc
     return generator
 
 
+def keras_prior(name: str, exported=None):
+    """A shipped prior as its Keras network, built under the current dtype policy, with the shipped weights.
+
+    The shipped SavedModels compute in float32 whatever the policy. Under ``mixed_bfloat16``
+    (``--precision bfloat16``) :func:`load_prior` returns this instead, so that CSGM, IAGAN and
+    their per-image copies compute in 16 bits (variables stay float32). The weights are copied
+    by name from the SavedModel's variables, batch-norm statistics included.
+
+    Args:
+      name: a key of :data:`SHIPPED_PRIORS`.
+      exported: the prior already loaded from its SavedModel (loaded here if None).
+
+    Returns:
+      A :class:`tfinverse.models.DCGANGenerator`.
+
+    Raises:
+      UnknownNameError: for a name that is not a shipped prior.
+      RuntimeError: if the SavedModel's variables do not match the layout by name and shape.
+    """
+    from tfinverse.errors import unknown_name
+
+    if name not in _LAYOUTS:
+        raise unknown_name("shipped prior", name, _LAYOUTS, where="Keras prior")
+    if exported is None:
+        from tfinverse import hub
+
+        exported = hub.load_generator(str(shipped_prior_path(name)))
+    from tfinverse.models import DCGANGenerator
+
+    generator = DCGANGenerator(**_LAYOUTS[name], seed=0)
+    # The export names each variable by its Keras path with "/" replaced by "_".
+    stored = {v.name.split(":")[0]: v for v in exported.variables}
+    targets = generator.network.variables
+    missing = [v.path for v in targets if v.path.replace("/", "_") not in stored]
+    if missing or len(stored) != len(targets):
+        raise RuntimeError(f"shipped prior {name!r} does not match its layout: missing {missing}, "
+                           f"{len(stored)} stored against {len(targets)} variables")
+    for variable in targets:
+        source = stored[variable.path.replace("/", "_")]
+        if tuple(source.shape) != tuple(variable.shape):
+            raise RuntimeError(f"shipped prior {name!r}: {variable.path} has shape {tuple(source.shape)}, "
+                               f"the layout {tuple(variable.shape)}")
+        variable.assign(source)
+    return generator
+
+
 def shipped_prior_path(name: str) -> Path:
     """The SavedModel folder of a shipped prior.
 
@@ -137,6 +184,10 @@ def load_prior(name_or_path: str):
         fresh weights, :func:`untrained_prior`), or a SavedModel / TF-Hub-format folder, a
         ``.keras`` file or a PGGAN ``.pth`` state dict.
 
+    A shipped prior is its SavedModel (float32) under a float32 dtype policy, and its Keras
+    network with the same weights under a 16-bit one (:func:`keras_prior`), so that
+    ``--precision bfloat16`` reaches CSGM and IAGAN.
+
     Returns:
       A :class:`tfinverse.models.Generator`.
     """
@@ -145,7 +196,12 @@ def load_prior(name_or_path: str):
     if str(name_or_path).startswith(UNTRAINED_PREFIX):
         return untrained_prior(str(name_or_path)[len(UNTRAINED_PREFIX):])
     if name_or_path in SHIPPED_PRIORS:
-        return hub.load_generator(str(shipped_prior_path(name_or_path)))
+        exported = hub.load_generator(str(shipped_prior_path(name_or_path)))
+        import keras
+
+        if keras.mixed_precision.global_policy().compute_dtype == "float32":
+            return exported
+        return keras_prior(name_or_path, exported)
     if not Path(name_or_path).exists():
         from tfinverse.errors import MissingPathError
 

@@ -251,8 +251,9 @@ def add_inversion_flags(
                              "its BEGAN or PGGAN prior (no paper setting for deblurring: the flags' then)")
     from tfinverse.utils.precision import add_precision_flag
 
-    add_precision_flag(parser, help_suffix="; applies to the networks the run builds (DIP, IAGAN's weight copies of a "
-                                           "Keras prior), a SavedModel prior computes as it was saved")
+    add_precision_flag(parser, help_suffix="; applies to the networks the run builds (DIP; the prior and IAGAN's weight "
+                                           "copies: a shipped prior is rebuilt as its Keras network, another "
+                                           "SavedModel prior computes as it was saved)")
     parser.add_argument("--noise-convention", default="image", choices=tuple(NOISE_CONVENTIONS),
                         help="what a task's noise=sigma means: sigma on [0, 1] images (image), or the IAGAN code's "
                              "sigma on [-1, 1] images, i.e. sigma/2 on [0, 1] (original; the paper's tables)")
