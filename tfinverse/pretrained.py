@@ -97,7 +97,7 @@ def untrained_prior(name: str = "dcgan_mnist28", seed: int = 0, calibration_batc
 
 
 def keras_prior(name: str, exported=None):
-    """A shipped prior as its Keras network, built under the current dtype policy, with the shipped weights.
+    """A shipped prior as its Keras network, with its weights, under the current dtype policy.
 
     The shipped SavedModels compute in float32 whatever the policy. Under ``mixed_bfloat16``
     (``--precision bfloat16``) :func:`load_prior` returns this instead, so that CSGM, IAGAN and
