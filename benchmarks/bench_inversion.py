@@ -326,9 +326,10 @@ def bench_step_parts(resolution: int, channels: int, precisions, batch: int = 1,
         functions = {
             "forward": lambda: tf.reduce_sum(tf.cast(network(z, training=False), tf.float32)),
             "gradient, latents": lambda: gradient(z),
-            "gradient, latents and weights": lambda: gradient([z] + weights)[0],
+            "gradient, latents and weights": lambda: gradient([z] + weights),  # every output, none pruned
             "whole step (gradients + Adam)": whole_step,
             "Adam update alone": adam_alone,
+            # float32: no cast, the sums alone.
             "weights cast to the compute dtype and back": lambda: tf.add_n(
                 [tf.reduce_sum(tf.cast(tf.cast(w, compute), tf.float32)) for w in weights]),
         }
@@ -338,7 +339,7 @@ def bench_step_parts(resolution: int, channels: int, precisions, batch: int = 1,
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                compiled().numpy()
+                [output.numpy() for output in tf.nest.flatten(compiled())]
                 times.append(time.perf_counter() - start)
             parts.setdefault(name, {})[precision] = 1000 * statistics.median(times)
     table = []
