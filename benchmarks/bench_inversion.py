@@ -437,7 +437,7 @@ def main(argv=None) -> None:
     def iterations_for(mode):
         return xla_iterations if "jit_compile" in mode else iterations
 
-    ceilings = {precision: matmul_ceiling(dtype=tf.as_dtype(precision)) for precision in ("float32", "bfloat16")}
+    ceilings = {precision: matmul_ceiling(dtype=tf.as_dtype(precision)) for precision in args.precisions}
     flops = parameters = None
     for precision in args.precisions:
         # The generator and IAGAN's per-image copies are built under the policy: 16-bit compute,
@@ -451,11 +451,10 @@ def main(argv=None) -> None:
             for batch in args.csgm_batches:
                 for mode in precision_modes:
                     report(bench_csgm(generator, operator, batch, mode, iterations_for(mode), clock, precision))
-            iagan_modes = ["batched eager", "batched tf.function", "sequential tf.function"]
-            if not args.skip_xla:
-                iagan_modes.insert(2, "batched jit_compile")
-            if precision != "float32":
-                iagan_modes = ["batched tf.function", "sequential tf.function"]
+            iagan_modes = ["batched tf.function", "sequential tf.function"]
+            if precision == "float32":
+                iagan_modes = ["batched eager", "batched tf.function"] + ([] if args.skip_xla else [
+                    "batched jit_compile"]) + ["sequential tf.function"]
             for batch in args.iagan_batches:
                 for mode in iagan_modes:
                     if batch == 1 and mode.startswith("sequential"):
@@ -471,8 +470,7 @@ def main(argv=None) -> None:
         if result["method"] in PASSES:
             work = PASSES[result["method"]] * flops * result["batch"]
             result["GFLOP/s"] = work / (result["ms / iteration"] / 1000) / 1e9
-            result["% of matmul"] = 100 * result["GFLOP/s"] / ceilings[
-                "float32" if result["precision"] == "float32" else "bfloat16"]
+            result["% of matmul"] = 100 * result["GFLOP/s"] / ceilings[result["precision"]]
 
     def lookup(method, mode, batch, precision="float32"):
         for r in rows:
@@ -483,7 +481,7 @@ def main(argv=None) -> None:
     print(f"Prior: DCGAN {resolution}x{resolution}x{channels} ({parameters / 1e6:.2f} M parameters), identity "
           f"operator, CSGM with 1 restart; TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, TF_ENABLE_ONEDNN_OPTS="
           f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}; CPU bfloat16 units: {cpu_bfloat16_units()}; matmul "
-          f"ceilings (2048^2, same run) float32 {ceilings['float32']:.0f} and bfloat16 {ceilings['bfloat16']:.0f} "
+          f"ceilings (2048^2, same run) {', '.join(f'{p} {c:.0f}' for p, c in ceilings.items())} "
           f"GFLOP/s (% of matmul: against the row's precision); {flops / 1e6:.0f} MFLOP per image forward; load average "
           f"{os.getloadavg()[0]:.1f} at the end; {time.perf_counter() - started:.0f} s in all.\n")
     print(markdown_table(rows, floatfmt={"ms / iteration": ".1f", "image-it / s": ".1f",
@@ -515,7 +513,7 @@ def main(argv=None) -> None:
         print("\nAdam update of one image's weights (the prior above), median of 20:\n")
         print(markdown_table(bench_adam(generator), floatfmt={"parameters (M)": ".2f", "ms": ".2f"}))
     if not args.skip_parts:
-        print(f"\nParts of an IAGAN step on one image (the prior above), compiled, median of 40:\n")
+        print("\nParts of an IAGAN step on one image (the prior above), compiled, median of 40:\n")
         print(markdown_table(bench_step_parts(resolution, channels, args.precisions),
                              floatfmt={"float32 ms": ".2f", "bfloat16 ms": ".2f", "speed-up": ".2f"}))
     if args.end_to_end_budgets:

@@ -69,6 +69,7 @@ __all__ = [
     "read_generator_metadata",
     "guess_output_range",
     "SavedModelLayer",
+    "flat_variable_name",
     "SavedModelGenerator",
     "IMAGE_MODEL_METADATA_FILENAME",
     "IMAGE_MODEL_FORMAT_NAME",
@@ -626,8 +627,13 @@ def _open_endpoint(path, signature=None, output_key=None, tags=None, lift_refere
     return _open_tf1_endpoint(path, proto, signature, output_key, tags, lift_reference_variables)
 
 
+def flat_variable_name(name: str) -> str:
+    """A variable's name or path as :class:`SavedModelLayer` names its Keras variable ("/" -> "_")."""
+    return name.split(":")[0].replace("/", "_") or "weight"
+
+
 def _keras_variable_name(variable: tf.Variable) -> str:
-    return variable.name.split(":")[0].replace("/", "_") or "weight"
+    return flat_variable_name(variable.name)
 
 
 @keras.saving.register_keras_serializable(package="tfinverse")

@@ -119,22 +119,22 @@ def keras_prior(name: str, exported=None):
 
     if name not in _LAYOUTS:
         raise unknown_name("shipped prior", name, _LAYOUTS, where="Keras prior")
-    if exported is None:
-        from tfinverse import hub
+    from tfinverse import hub
 
+    if exported is None:
         exported = hub.load_generator(str(shipped_prior_path(name)))
     from tfinverse.models import DCGANGenerator
 
     generator = DCGANGenerator(**_LAYOUTS[name], seed=0)
-    # The export names each variable by its Keras path with "/" replaced by "_".
-    stored = {v.name.split(":")[0]: v for v in exported.variables}
+    # The loaded export names each variable by the Keras path it was saved from, flattened.
+    stored = {v.name: v for v in exported.variables}
     targets = generator.network.variables
-    missing = [v.path for v in targets if v.path.replace("/", "_") not in stored]
+    sources = [stored.get(hub.flat_variable_name(v.path)) for v in targets]
+    missing = [v.path for v, source in zip(targets, sources) if source is None]
     if missing or len(stored) != len(targets):
         raise RuntimeError(f"shipped prior {name!r} does not match its layout: missing {missing}, "
                            f"{len(stored)} stored against {len(targets)} variables")
-    for variable in targets:
-        source = stored[variable.path.replace("/", "_")]
+    for variable, source in zip(targets, sources):
         if tuple(source.shape) != tuple(variable.shape):
             raise RuntimeError(f"shipped prior {name!r}: {variable.path} has shape {tuple(source.shape)}, "
                                f"the layout {tuple(variable.shape)}")
